@@ -1,0 +1,31 @@
+# Two entry points (see README): `make quickstart` and `make test`. Both set up .venv first;
+# setup is skipped when the environment is already up to date.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# CPU-only by default; on a GPU machine run `make setup CONSTRAINTS=` to keep your own torch.
+CONSTRAINTS ?= constraints/cpu.txt
+PIP_CONSTRAINT_FLAGS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
+QUICKSTART_DIR ?= runs/quickstart
+
+.PHONY: setup quickstart test test-fast clean
+
+setup: $(VENV)/.stamp-setup
+
+$(VENV)/.stamp-setup: pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(PIP_CONSTRAINT_FLAGS) -e '.[test]'
+	touch $@
+
+quickstart: setup
+	HF_HUB_OFFLINE=1 $(BIN)/t5lab pretrain --config configs/quickstart.yaml --output_dir $(QUICKSTART_DIR)
+
+test: setup
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

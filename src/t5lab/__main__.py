@@ -1,0 +1,3 @@
+from t5lab.cli import main
+
+raise SystemExit(main())

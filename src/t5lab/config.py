@@ -1,0 +1,298 @@
+"""Command-line and YAML configuration.
+
+Flags are dataclasses parsed by :class:`transformers.HfArgumentParser`, with the names of the Hugging Face
+example scripts. A YAML file given with ``--config`` supplies values first; flags on the command line
+override them. Every problem becomes a :class:`~t5lab.errors.ConfigError` naming the flag or key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from t5lab.errors import ConfigError
+
+# Optimizers t5lab provides on top of the Trainer's own `--optim` choices.
+EXTRA_OPTIMIZERS = ("adamwscale",)
+# Fields whose value is derived from others; recording them would pin a stale value on reuse.
+_DERIVED_TRAINING_FIELDS = {"logging_dir", "local_rank"}
+
+
+@dataclass
+class ModelArguments:
+    """Which model and tokenizer to start from."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "HF hub id or local dir of a T5 checkpoint to start from (continued pre-training)."},
+    )
+    config_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A t5lab preset (t5-tiny, t5-mini, t5-small, t5-base, t5-large) or an HF config id/dir, "
+            "for a randomly initialised model. Default: t5-tiny when --model_name_or_path is not given."
+        },
+    )
+    tokenizer_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "HF hub id or local dir of a T5 tokenizer, or 'train' to train a SentencePiece unigram "
+            "tokenizer on the training corpus. Default: the model's tokenizer, or 'train' for a preset."
+        },
+    )
+    vocab_size: int = field(
+        default=16000,
+        metadata={"help": "Vocabulary size (sentinels included) of a tokenizer trained with --tokenizer_name train."},
+    )
+    num_sentinels: int = field(
+        default=100, metadata={"help": "Number of <extra_id_N> sentinel tokens of a trained tokenizer."}
+    )
+    tokenizer_train_samples: int = field(
+        default=200_000, metadata={"help": "At most this many text rows are used to train a tokenizer."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where hub downloads are cached."})
+    model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow code from the hub to run (off unless you trust the source)."}
+    )
+
+
+@dataclass
+class DataArguments:
+    """Where the pre-training text comes from and how it is corrupted."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "HF hub dataset(s), comma-separated for a mixture (e.g. 'allenai/c4'), or a corpus bundled "
+            "with t5lab (t5lab:python-docs)."
+        },
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "Config name(s) of --dataset_name, comma-separated in the same order."}
+    )
+    train_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Local text file(s): txt, jsonl/json, csv, parquet. Globs allowed; comma-separated entries are "
+            "separate sources of a mixture."
+        },
+    )
+    validation_file: str | None = field(
+        default=None, metadata={"help": "A separate validation file (else a split of the training data)."}
+    )
+    text_column_name: str = field(default="text", metadata={"help": "The column holding the text."})
+    mixture_rates: str | None = field(
+        default=None,
+        metadata={
+            "help": "Sampling rates of the sources, comma-separated (dataset_name entries first, then train_file "
+            "entries). Default: in proportion to size (local) or equal (streaming)."
+        },
+    )
+    streaming: bool = field(default=False, metadata={"help": "Stream hub datasets instead of downloading them."})
+    validation_split_percentage: float = field(
+        default=5.0, metadata={"help": "Percent of the training data held out when there is no validation split."}
+    )
+    max_eval_samples: int | None = field(
+        default=1000, metadata={"help": "At most this many packed validation chunks are evaluated."}
+    )
+    input_length: int = field(default=512, metadata={"help": "Encoder input length after span corruption."})
+    noise_density: float = field(
+        default=0.15,
+        metadata={"help": "Fraction of tokens corrupted.", "aliases": ["--mlm_probability"]},
+    )
+    mean_noise_span_length: float = field(default=3.0, metadata={"help": "Mean length of a corrupted span."})
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes used to tokenize (default: one per core, at most 8)."}
+    )
+    data_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where tokenized and packed corpora are cached (default: $T5LAB_CACHE or ~/.cache/t5lab)."},
+    )
+    overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenize even when a cache entry exists."})
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.noise_density < 1.0:
+            raise ConfigError(f"--noise_density must be strictly between 0 and 1, got {self.noise_density}.")
+        if self.mean_noise_span_length < 1.0:
+            raise ConfigError(f"--mean_noise_span_length must be at least 1, got {self.mean_noise_span_length}.")
+        if self.input_length < 8:
+            raise ConfigError(f"--input_length must be at least 8, got {self.input_length}.")
+        if not 0.0 <= self.validation_split_percentage < 100.0:
+            raise ConfigError("--validation_split_percentage must be in [0, 100).")
+
+
+@dataclass
+class T5LabTrainingArguments(TrainingArguments):
+    """The Trainer's arguments with t5lab's defaults and a few additions."""
+
+    output_dir: str | None = field(default=None, metadata={"help": "Where the run writes everything (required)."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Allow starting a new run in an output dir that holds a different run."},
+    )
+    optim: str = field(
+        default="adamw_torch",
+        metadata={"help": "Any Trainer optimizer (adamw_torch, adafactor, ...) or 'adamwscale' (nanoT5)."},
+    )
+    report_to: None | str | list[str] = field(
+        default="tensorboard",
+        metadata={"help": "Trackers, comma-separated: tensorboard (default, local), wandb, mlflow, trackio, none."},
+    )
+    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+    save_total_limit: int | None = field(default=3, metadata={"help": "Keep the last K checkpoints."})
+    plot_loss: bool = field(default=True, metadata={"help": "Write loss_curve.png into the output dir."})
+
+    def __post_init__(self) -> None:
+        if not self.output_dir:
+            raise ConfigError("--output_dir is required.")
+        self.t5lab_optim = self.optim
+        if self.optim in EXTRA_OPTIMIZERS:
+            self.optim = "adamw_torch"  # the Trainer validates the name; the real optimizer is passed in later
+        if isinstance(self.report_to, str) and "," in self.report_to:
+            self.report_to = [name.strip() for name in self.report_to.split(",") if name.strip()]
+        super().__post_init__()
+
+
+_T5LAB_TRAINING_FIELDS = {"output_dir", "overwrite_output_dir", "report_to", "plot_loss"}
+
+
+class ArgumentParser(HfArgumentParser):
+    """HfArgumentParser whose errors are one-line :class:`ConfigError`s instead of usage dumps."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{message} (see --help)")
+
+
+def _dataclass_fields(types: Sequence[type]) -> dict[str, dataclasses.Field]:
+    return {f.name: f for t in types for f in dataclasses.fields(t) if f.init}
+
+
+def _flag_aliases(types: Sequence[type]) -> dict[str, str]:
+    aliases: dict[str, str] = {}
+    for f in _dataclass_fields(types).values():
+        for alias in f.metadata.get("aliases", []):
+            aliases[alias.lstrip("-")] = f.name
+    return aliases
+
+
+def load_yaml_config(path: str | Path, types: Sequence[type]) -> dict[str, Any]:
+    """Read a YAML config and check that every key is a known flag."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of flag names to values.")
+    known = set(_dataclass_fields(types)) | set(_flag_aliases(types))
+    for key in data:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), known, n=1)
+            suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(f"unknown key '{key}' in {path}.{suggestion}")
+    return data
+
+
+def _yaml_to_argv(config: dict[str, Any]) -> list[str]:
+    argv: list[str] = []
+    for key, value in config.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            argv += [f"--{key}", json.dumps(value)]
+        elif isinstance(value, (list, tuple)):
+            argv += [f"--{key}", ",".join(str(v) for v in value)] if key == "report_to" else [f"--{key}", *map(str, value)]
+        else:
+            argv += [f"--{key}", str(value)]
+    return argv
+
+
+def _extract_option(argv: list[str], name: str) -> tuple[str | None, list[str]]:
+    """Remove ``--name VALUE`` or ``--name=VALUE`` from argv; return the value and the rest."""
+    rest, value, i = [], None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == f"--{name}":
+            if i + 1 >= len(argv):
+                raise ConfigError(f"--{name} needs a value.")
+            value, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith(f"--{name}="):
+            value = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    return value, rest
+
+
+def parse_arguments(
+    types: Sequence[type], argv: Sequence[str], prog: str, description: str
+) -> tuple[Any, ...]:
+    """Parse ``--config FILE`` plus flags (which override the file) into instances of ``types``."""
+    config_path, argv = _extract_option(list(argv), "config")
+    yaml_config = load_yaml_config(config_path, types) if config_path else {}
+    parser = ArgumentParser(list(types), prog=prog, description=description)
+    parser.add_argument("--config", help="YAML file of flag values; command-line flags override it.")
+    full_argv = _yaml_to_argv(yaml_config) + list(argv)
+    try:
+        *instances, remaining = parser.parse_args_into_dataclasses(args=full_argv, return_remaining_strings=True)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+    instances = [i for i in instances if dataclasses.is_dataclass(i)]
+    if remaining:
+        known = [f"--{name}" for name in _dataclass_fields(types)]
+        hint = difflib.get_close_matches(remaining[0].split("=")[0], known, n=1)
+        suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
+        raise ConfigError(f"unknown argument '{remaining[0]}'.{suggestion} (see --help)")
+    return tuple(instances)
+
+
+def effective_config(instances: Sequence[Any]) -> dict[str, Any]:
+    """The run's settings: every t5lab field, plus the Trainer fields that differ from their defaults."""
+    config: dict[str, Any] = {}
+    for instance in instances:
+        for f in dataclasses.fields(instance):
+            if not f.init or f.name.startswith("_"):
+                continue
+            value = getattr(instance, f.name)
+            value = getattr(value, "value", value)  # enums
+            if isinstance(instance, TrainingArguments) and f.name not in _T5LAB_TRAINING_FIELDS:
+                default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                if value == getattr(default, "value", default) or f.name in _DERIVED_TRAINING_FIELDS:
+                    continue
+            if isinstance(value, (str, int, float, bool, type(None), list, dict)):
+                config[f.name] = value
+        if isinstance(instance, T5LabTrainingArguments):
+            config["optim"] = instance.t5lab_optim
+    return config
+
+
+def redact(settings: dict[str, Any]) -> dict[str, Any]:
+    """Replace values of token-like keys so saved configs never hold secrets."""
+    return {k: ("<redacted>" if re.search(r"token|secret|password|api_key", k) and v else v) for k, v in settings.items()}
+
+
+def save_config(settings: dict[str, Any], path: str | Path) -> None:
+    """Write the run's effective settings as YAML (reusable with --config)."""
+    clean = {k: (v.value if hasattr(v, "value") else v) for k, v in redact(settings).items()}
+    Path(path).write_text(yaml.safe_dump(clean, sort_keys=True), encoding="utf-8")

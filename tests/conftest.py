@@ -1,0 +1,31 @@
+"""Shared fixtures: the real data in ../shared/data (beside the repository) and small trained artifacts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("T5LAB_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real public data sets laid beside the repository (GLUE, SuperGLUE, corpora)."""
+    if not SHARED_DATA.is_dir():
+        raise FileNotFoundError(f"shared data not found at {SHARED_DATA}; set T5LAB_SHARED_DATA")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep t5lab's corpus cache and user config out of the home directory during tests."""
+    monkeypatch.setenv("T5LAB_CACHE", str(tmp_path_factory.getbasetemp() / "t5lab-cache"))
+    monkeypatch.setenv("T5LAB_CONFIG_DIR", str(tmp_path_factory.getbasetemp() / "t5lab-config"))
