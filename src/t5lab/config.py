@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArguments
 
 from t5lab.errors import ConfigError
 
@@ -131,7 +131,7 @@ class DataArguments:
 
 
 @dataclass
-class T5LabTrainingArguments(TrainingArguments):
+class T5LabTrainingArguments(Seq2SeqTrainingArguments):
     """The Trainer's arguments with t5lab's defaults and a few additions."""
 
     output_dir: str | None = field(default=None, metadata={"help": "Where the run writes everything (required)."})
@@ -154,6 +154,8 @@ class T5LabTrainingArguments(TrainingArguments):
     def __post_init__(self) -> None:
         if not self.output_dir:
             raise ConfigError("--output_dir is required.")
+        if self.eval_steps is not None and self.eval_strategy in ("no", None):
+            self.eval_strategy = "steps"  # --eval_steps alone means: evaluate every N steps
         self.t5lab_optim = self.optim
         if self.optim in EXTRA_OPTIMIZERS:
             self.optim = "adamw_torch"  # the Trainer validates the name; the real optimizer is passed in later
@@ -289,7 +291,7 @@ def effective_config(instances: Sequence[Any]) -> dict[str, Any]:
 
 def redact(settings: dict[str, Any]) -> dict[str, Any]:
     """Replace values of token-like keys so saved configs never hold secrets."""
-    return {k: ("<redacted>" if re.search(r"token|secret|password|api_key", k) and v else v) for k, v in settings.items()}
+    return {k: ("<redacted>" if re.search(r"(^|_)(token|secret|password|api_key)$", k) and v else v) for k, v in settings.items()}
 
 
 def save_config(settings: dict[str, Any], path: str | Path) -> None:

@@ -1,0 +1,72 @@
+"""The ``t5lab`` command: parse arguments, call a recipe, report user errors as one line.
+
+Every command also runs as ``python -m t5lab COMMAND`` and under launchers
+(``accelerate launch -m t5lab pretrain ...``, ``torchrun -m t5lab pretrain ...``).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+from t5lab.errors import UserError
+
+USAGE = """usage: t5lab [--debug] COMMAND [ARGS]
+
+commands:
+{commands}
+
+Run `t5lab COMMAND --help` for the flags of a command. --debug shows full tracebacks."""
+
+
+def _pretrain(argv: Sequence[str]) -> int:
+    from t5lab.config import DataArguments, ModelArguments, T5LabTrainingArguments, parse_arguments
+    from t5lab.training.pretrain import pretrain
+
+    args = parse_arguments((ModelArguments, DataArguments, T5LabTrainingArguments), argv, "t5lab pretrain",
+                           "Pre-train a T5 model with span corruption.")
+    pretrain(*args)
+    return 0
+
+
+def _tokenizer(argv: Sequence[str]) -> int:
+    from t5lab.data.tokenizer import train_tokenizer_command
+
+    if not argv or argv[0] != "train":
+        if argv and argv[0] in ("-h", "--help"):
+            print("usage: t5lab tokenizer train --train_file F --vocab_size N --output_dir D [...]")
+            return 0
+        raise UserError("usage: t5lab tokenizer train --train_file F --vocab_size N --output_dir D (see --help)")
+    return train_tokenizer_command(argv[1:])
+
+
+COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
+    "pretrain": (_pretrain, "pre-train a T5 model with span corruption"),
+    "tokenizer": (_tokenizer, "train a SentencePiece tokenizer with T5 sentinels (t5lab tokenizer train ...)"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``t5lab`` command; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    usage = USAGE.format(commands="\n".join(f"  {name:<11}{text}" for name, (_, text) in COMMANDS.items()))
+    if not args or args[0] in ("-h", "--help"):
+        print(usage)
+        return 0 if args else 2
+    command = args[0]
+    if command not in COMMANDS:
+        print(f"t5lab: error: unknown command '{command}'; choose one of {', '.join(COMMANDS)}.", file=sys.stderr)
+        return 2
+    handler = COMMANDS[command][0]
+    try:
+        return handler(args[1:])
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"t5lab {command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"t5lab {command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,43 @@
+"""Batches for pre-training: packed chunks -> span-corrupted encoder inputs and decoder targets."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from t5lab.data.span_corruption import CorruptionLengths, corrupt_spans
+
+
+@dataclass
+class SpanCorruptionCollator:
+    """Corrupt a batch of packed chunks (each ``lengths.raw_length`` ids) into fixed-length T5 examples.
+
+    The noise is drawn from a generator seeded by (seed, epoch, batch content): deterministic for a seed,
+    different across epochs and batches (hence across dataloader workers and processes), and exactly
+    reproduced when a resumed run replays the same batches.
+    """
+
+    lengths: CorruptionLengths
+    sentinel_ids: np.ndarray
+    eos_token_id: int
+    decoder_start_token_id: int = 0
+    seed: int = 0
+    epoch: int = 0
+
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        tokens = np.stack([np.asarray(e["input_ids"], dtype=np.int64) for e in examples])
+        rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32(tokens.tobytes())])
+        inputs, targets = corrupt_spans(tokens, self.lengths, self.sentinel_ids, self.eos_token_id, rng)
+        decoder_input_ids = np.empty_like(targets)
+        decoder_input_ids[:, 0] = self.decoder_start_token_id
+        decoder_input_ids[:, 1:] = targets[:, :-1]
+        return {
+            "input_ids": torch.from_numpy(inputs),
+            "attention_mask": torch.ones(inputs.shape, dtype=torch.long),
+            "labels": torch.from_numpy(targets),
+            "decoder_input_ids": torch.from_numpy(decoder_input_ids),
+        }

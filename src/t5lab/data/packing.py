@@ -1,0 +1,108 @@
+"""Tokenize, concatenate and chunk a corpus into fixed-length rows, cached on disk.
+
+Rows are ``raw_length`` token ids with no padding: documents are concatenated (as T5's
+``reduce_concat_tokens``) and cut into chunks, so no compute is spent on padding. The cache key includes
+the sources, the tokenizer and the chunk length, so changing any of them never reuses stale data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from datasets import Dataset, DatasetDict, IterableDataset, load_from_disk
+from transformers import PreTrainedTokenizerBase
+
+from t5lab.data.corpus import AnyDataset
+from t5lab.errors import DataError
+
+PACKING_VERSION = 1  # bump when the packing logic changes, to invalidate old caches
+MAP_BATCH_SIZE = 1000
+
+
+def default_cache_dir() -> Path:
+    """``$T5LAB_CACHE`` or ``~/.cache/t5lab``."""
+    return Path(os.environ.get("T5LAB_CACHE", Path.home() / ".cache" / "t5lab"))
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """A hash of everything that decides the tokenizer's ids."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    content = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def chunking_function(tokenizer: PreTrainedTokenizerBase, raw_length: int) -> Callable[[dict], dict]:
+    """A batched ``map`` function: text rows -> concatenated token ids cut into ``raw_length`` chunks.
+
+    Lines are stripped (CRLF, surrounding blanks) and empty ones dropped. The tail shorter than a chunk at
+    the end of each map batch is dropped: under one chunk per ``MAP_BATCH_SIZE`` documents.
+    """
+
+    def chunk(batch: dict[str, list]) -> dict[str, list]:
+        texts = [t.strip() for t in batch["text"] if isinstance(t, str) and t.strip()]
+        if not texts:
+            return {"input_ids": []}
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        flat = np.fromiter((i for row in ids for i in row), dtype=np.int32)
+        usable = (len(flat) // raw_length) * raw_length
+        return {"input_ids": flat[:usable].reshape(-1, raw_length).tolist()}
+
+    return chunk
+
+
+def pack(dataset: AnyDataset, tokenizer: PreTrainedTokenizerBase, raw_length: int, num_proc: int | None = None) -> AnyDataset:
+    """Tokenize and chunk a dataset with a single 'text' column (map-style or streaming)."""
+    kwargs: dict[str, Any] = {"batched": True, "batch_size": MAP_BATCH_SIZE, "remove_columns": ["text"]}
+    if isinstance(dataset, Dataset):
+        kwargs.update(num_proc=num_proc if num_proc and len(dataset) >= 20 * MAP_BATCH_SIZE else None,
+                      desc="Tokenizing and packing", load_from_cache_file=False)
+    return dataset.map(chunking_function(tokenizer, raw_length), **kwargs)
+
+
+def cache_key(sources: list[dict], tokenizer: PreTrainedTokenizerBase, raw_length: int, extra: dict) -> str:
+    """A key for a packed corpus: sources, tokenizer, chunk length and split settings."""
+    payload = {"version": PACKING_VERSION, "sources": sources, "tokenizer": tokenizer_fingerprint(tokenizer),
+               "raw_length": raw_length, **extra}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def cached_packed(key: str, build: Callable[[], DatasetDict], cache_dir: Path | None = None, overwrite: bool = False) -> DatasetDict:
+    """Load a packed corpus from the cache, or build it and store it atomically (temp dir + rename)."""
+    root = (cache_dir or default_cache_dir()) / "packed"
+    target = root / key
+    if target.is_dir() and not overwrite:
+        return load_from_disk(str(target))
+    packed = build()
+    for split, ds in packed.items():
+        if len(ds) == 0:
+            raise DataError(f"the {split} data is shorter than one chunk after tokenization; add text or lower --input_length.")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}-"))
+    packed.save_to_disk(str(tmp))
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return load_from_disk(str(target))
+
+
+def split_packed(packed: Dataset, validation_percentage: float, seed: int) -> DatasetDict:
+    """Hold out a share of the packed chunks for validation (at least one chunk when asked for any)."""
+    if validation_percentage <= 0:
+        return DatasetDict(train=packed)
+    if len(packed) < 2:
+        raise DataError("the corpus yields fewer than two chunks, too few to hold out validation data; add text or lower --input_length.")
+    n_val = max(1, int(round(len(packed) * validation_percentage / 100)))
+    split = packed.train_test_split(test_size=n_val, seed=seed, shuffle=True)
+    return DatasetDict(train=split["train"], validation=split["test"])
+
+
+def is_streaming(dataset: AnyDataset) -> bool:
+    """True for a streamed (iterable) dataset."""
+    return isinstance(dataset, IterableDataset)

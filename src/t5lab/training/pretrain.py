@@ -1,0 +1,137 @@
+"""The pre-training recipe: tokenizer -> packed corpus -> span corruption -> Trainer -> saved model.
+
+Reads top to bottom like nanoT5's main; each step lives in its own module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from transformers import EvalPrediction, PreTrainedTokenizerBase, set_seed
+
+from t5lab.config import DataArguments, ModelArguments, T5LabTrainingArguments, effective_config
+from t5lab.data.collators import SpanCorruptionCollator
+from t5lab.data.pipeline import corpus_texts, pretraining_datasets
+from t5lab.data.span_corruption import compute_lengths
+from t5lab.data.tokenizer import load_tokenizer, save_tokenizer, sentinel_ids, train_tokenizer
+from t5lab.evaluation.outputs import plot_loss_curve
+from t5lab.models.presets import build_model
+from t5lab.training.optim import optimizer_cls_and_kwargs
+from t5lab.training.run_dir import prepare_output_dir
+from t5lab.training.trainer import EpochToCollator, T5LabTrainer
+
+console = Console(stderr=True)
+
+
+def resolve_tokenizer(model_args: ModelArguments, data_args: DataArguments, training_args: T5LabTrainingArguments) -> PreTrainedTokenizerBase:
+    """Load the requested tokenizer, or train one on the corpus (once per output dir, reused on resume)."""
+    name = model_args.tokenizer_name or model_args.model_name_or_path
+    if name and name != "train":
+        return load_tokenizer(name, model_args.cache_dir, model_args.model_revision, model_args.trust_remote_code)
+    saved = Path(training_args.output_dir)
+    with training_args.main_process_first(desc="training the tokenizer"):
+        if (saved / "tokenizer.json").is_file():
+            return load_tokenizer(str(saved))
+        console.print(f"Training a SentencePiece tokenizer (vocab {model_args.vocab_size}) on the corpus...")
+        texts = corpus_texts(data_args, training_args.seed, model_args.cache_dir, model_args.tokenizer_train_samples)
+        tokenizer = train_tokenizer(texts, model_args.vocab_size, model_args.num_sentinels, model_args.tokenizer_train_samples)
+        if len(tokenizer) < model_args.vocab_size:
+            console.print(f"[yellow]The corpus supports {len(tokenizer)} tokens, fewer than --vocab_size {model_args.vocab_size}.[/]")
+        if training_args.process_index == 0:
+            save_tokenizer(tokenizer, saved)
+        return tokenizer
+
+
+def argmax_logits(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.Tensor:
+    """Keep only the predicted ids during evaluation, not the [batch, length, vocab] logits."""
+    return (logits[0] if isinstance(logits, tuple) else logits).argmax(dim=-1)
+
+
+def token_accuracy(prediction: EvalPrediction) -> dict[str, float]:
+    """Share of target tokens (labels != -100) predicted exactly under teacher forcing."""
+    predictions, labels = np.asarray(prediction.predictions), np.asarray(prediction.label_ids)
+    mask = labels != -100
+    return {"token_accuracy": float((predictions[mask] == labels[mask]).mean()) if mask.any() else 0.0}
+
+
+def span_fills(model, tokenizer: PreTrainedTokenizerBase, collator: SpanCorruptionCollator, rows: list[dict], max_chars: int = 240) -> list[dict[str, str]]:
+    """Corrupt a few held-out chunks and let the model fill the spans: what it learned, in words."""
+    batch = collator(rows)
+    model.eval()
+    with torch.no_grad():
+        generated = model.generate(
+            input_ids=batch["input_ids"].to(model.device), attention_mask=batch["attention_mask"].to(model.device),
+            max_new_tokens=collator.lengths.target_length, do_sample=False,
+        )
+
+    def text(ids) -> str:
+        return tokenizer.decode([i for i in ids if i != tokenizer.pad_token_id], skip_special_tokens=False).replace("</s>", "").strip()
+
+    return [
+        {"input": text(batch["input_ids"][i])[:max_chars], "target": text(batch["labels"][i]), "prediction": text(generated[i])}
+        for i in range(len(rows))
+    ]
+
+
+def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args: T5LabTrainingArguments) -> dict[str, Any]:
+    """Pre-train a T5 model with span corruption; returns the final train and eval metrics."""
+    config = effective_config((model_args, data_args, training_args))
+    resume = prepare_output_dir(training_args.output_dir, config, training_args.overwrite_output_dir,
+                                training_args.resume_from_checkpoint, training_args.process_index == 0)
+    set_seed(training_args.seed)
+    tokenizer = resolve_tokenizer(model_args, data_args, training_args)
+    sentinels = sentinel_ids(tokenizer)
+    lengths = compute_lengths(data_args.input_length, data_args.noise_density, data_args.mean_noise_span_length, len(sentinels))
+    with training_args.main_process_first(desc="tokenizing and packing the corpus"):
+        train_dataset, eval_dataset = pretraining_datasets(data_args, tokenizer, lengths.raw_length, training_args.seed, model_args.cache_dir)
+
+    model = build_model(tokenizer, model_args.model_name_or_path, model_args.config_name, model_args.cache_dir,
+                        model_args.model_revision, model_args.trust_remote_code)
+    collator = SpanCorruptionCollator(lengths, sentinels, tokenizer.eos_token_id, model.config.decoder_start_token_id, seed=training_args.seed)
+    trainer = T5LabTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=collator,
+        processing_class=tokenizer,
+        compute_metrics=token_accuracy,
+        preprocess_logits_for_metrics=argmax_logits,
+        optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(
+            training_args.t5lab_optim, training_args.learning_rate, training_args.weight_decay,
+            (training_args.adam_beta1, training_args.adam_beta2), training_args.adam_epsilon),
+        callbacks=[EpochToCollator(collator)],
+    )
+    if trainer.is_world_process_zero():
+        n_params = sum(p.numel() for p in model.parameters())
+        console.print(
+            f"Pre-training {n_params / 1e6:.1f}M parameters on {trainer.args.world_size} process(es): "
+            f"{lengths.raw_length} raw tokens -> {lengths.input_length} inputs / {lengths.target_length} targets"
+            + (f"; resuming from {resume}" if resume else "")
+        )
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model()
+    metrics: dict[str, Any] = dict(result.metrics)
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    if eval_dataset is not None:
+        eval_metrics = trainer.evaluate()
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        metrics.update(eval_metrics)
+    trainer.save_state()
+    if trainer.is_world_process_zero():
+        output_dir = Path(training_args.output_dir)
+        if training_args.plot_loss:
+            plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title=f"pre-training {output_dir.name}")
+        if eval_dataset is not None:
+            rows = [eval_dataset[i] for i in range(min(3, len(eval_dataset)))]
+            for fill in span_fills(trainer.model, tokenizer, collator, rows):
+                console.print(f"[bold]input[/]      {fill['input']}...\n[bold]target[/]     {fill['target']}\n[bold]model[/]      {fill['prediction']}\n")
+        console.print(f"Model and tokenizer: {output_dir}\nMetrics: {output_dir / 'all_results.json'}\n"
+                      f"Loss curve: {output_dir / 'loss_curve.png'}\nTensorBoard logs: {output_dir / 'runs'}")
+    return metrics
