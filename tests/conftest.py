@@ -29,3 +29,20 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """Keep t5lab's corpus cache and user config out of the home directory during tests."""
     monkeypatch.setenv("T5LAB_CACHE", str(tmp_path_factory.getbasetemp() / "t5lab-cache"))
     monkeypatch.setenv("T5LAB_CONFIG_DIR", str(tmp_path_factory.getbasetemp() / "t5lab-config"))
+
+
+@pytest.fixture(scope="session")
+def wikitext_file(shared_data: Path) -> Path:
+    """WikiText-2 raw test split: real English, CRLF line endings, headings like ' = Title = '."""
+    return shared_data / "corpus" / "wikitext-2-raw" / "wiki.test.raw"
+
+
+@pytest.fixture(scope="session")
+def wiki_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory, wikitext_file: Path) -> Path:
+    """A SentencePiece tokenizer (2,000 tokens, 100 sentinels) trained on WikiText-2 and saved in HF format."""
+    from t5lab.data.tokenizer import save_tokenizer, train_tokenizer
+
+    lines = wikitext_file.read_text(encoding="utf-8").splitlines()
+    directory = tmp_path_factory.mktemp("wiki-tokenizer")
+    save_tokenizer(train_tokenizer(lines, vocab_size=2000, num_sentinels=100), directory)
+    return directory

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 import yaml
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArguments
 
@@ -157,6 +158,10 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
         if self.eval_steps is not None and self.eval_strategy in ("no", None):
             self.eval_strategy = "steps"  # --eval_steps alone means: evaluate every N steps
         self.t5lab_optim = self.optim
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns every epoch otherwise
+            if self.bf16:
+                self.use_cpu = True  # the Trainer accepts bf16 autocast on CPU only when told it is on CPU
         if self.optim in EXTRA_OPTIMIZERS:
             self.optim = "adamw_torch"  # the Trainer validates the name; the real optimizer is passed in later
         if isinstance(self.report_to, str) and "," in self.report_to:

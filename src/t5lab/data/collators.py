@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -16,9 +15,9 @@ from t5lab.data.span_corruption import CorruptionLengths, corrupt_spans
 class SpanCorruptionCollator:
     """Corrupt a batch of packed chunks (each ``lengths.raw_length`` ids) into fixed-length T5 examples.
 
-    The noise is drawn from a generator seeded by (seed, epoch, batch content): deterministic for a seed,
-    different across epochs and batches (hence across dataloader workers and processes), and exactly
-    reproduced when a resumed run replays the same batches.
+    Each row's noise is a function of (seed, epoch, the row's tokens): deterministic for a seed, different
+    across epochs, and independent of batching, so gradient accumulation, data-parallel processes and
+    resumed runs see exactly the noise an uninterrupted single-process run would.
     """
 
     lengths: CorruptionLengths
@@ -30,8 +29,7 @@ class SpanCorruptionCollator:
 
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         tokens = np.stack([np.asarray(e["input_ids"], dtype=np.int64) for e in examples])
-        rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32(tokens.tobytes())])
-        inputs, targets = corrupt_spans(tokens, self.lengths, self.sentinel_ids, self.eos_token_id, rng)
+        inputs, targets = corrupt_spans(tokens, self.lengths, self.sentinel_ids, self.eos_token_id, self.seed, self.epoch)
         decoder_input_ids = np.empty_like(targets)
         decoder_input_ids[:, 0] = self.decoder_start_token_id
         decoder_input_ids[:, 1:] = targets[:, :-1]

@@ -124,10 +124,17 @@ def _load_files(files: tuple[str, ...], cache_dir: str | None, streaming: bool) 
     try:
         return datasets.load_dataset(builder, data_files=list(files), split="train", cache_dir=cache_dir,
                                      streaming=streaming, **kwargs)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{', '.join(files)} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
-    except Exception as exc:  # the builders raise many types for malformed files
-        raise DataError(f"cannot read {', '.join(files)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    except Exception as exc:  # the builders wrap the real cause (decode error, parse error) in their own types
+        cause = _root_cause(exc)
+        if isinstance(cause, UnicodeDecodeError):
+            raise DataError(f"{', '.join(files)} is not UTF-8 text ({cause.reason} at byte {cause.start}).") from None
+        raise DataError(f"cannot read {', '.join(files)}: {str(cause).splitlines()[0] if str(cause) else type(cause).__name__}") from None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return exc
 
 
 def _hub_unavailable(name: str, exc: Exception) -> DataError:

@@ -6,6 +6,10 @@ span becomes one sentinel in the inputs, and the targets list each sentinel foll
 Because every row of a packed batch has the same length, the number of noise tokens and spans is the same
 for every row, so inputs and targets come out at exactly ``input_length`` and ``target_length``: no padding,
 no truncation.
+
+Randomness is counter-based: each row's noise is a hash of (seed, epoch, the row's tokens). A row is
+corrupted the same way whatever batch, process, accumulation split or resumed run it lands in, and
+differently in each epoch; and all rows are still drawn in one vectorized pass.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ def _noise_counts(raw_length: int, noise_density: float, mean_noise_span_length:
     num_noise_tokens = int(round(raw_length * noise_density))
     num_noise_tokens = min(max(num_noise_tokens, 1), raw_length - 1)
     num_noise_spans = max(int(round(num_noise_tokens / mean_noise_span_length)), 1)
+    # Every noise span needs a non-noise span before it (T5 alternates them, starting with non-noise).
+    num_noise_spans = min(num_noise_spans, raw_length - num_noise_tokens)
     return num_noise_tokens, num_noise_spans
 
 
@@ -80,12 +86,42 @@ def compute_lengths(
     return lengths
 
 
-def _random_segmentation(rng: np.random.Generator, batch: int, num_items: int, num_segments: int) -> np.ndarray:
-    """For each row, split ``num_items`` into ``num_segments`` random positive parts (shape [batch, segments])."""
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finalizer, elementwise on uint64 (wrapping arithmetic): a fast counter-based hash."""
+    with np.errstate(over="ignore"):  # wrapping is the point; numpy warns only for scalars
+        z = x + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def row_keys(tokens: np.ndarray, seed: int, epoch: int = 0) -> np.ndarray:
+    """One uint64 key per row from (seed, epoch, the row's token ids), computed without a per-row loop."""
+    with np.errstate(over="ignore"):
+        positions = np.arange(tokens.shape[1], dtype=np.uint64) * _GOLDEN
+    content = np.bitwise_xor.reduce(_splitmix64(tokens.astype(np.uint64) + positions), axis=1)
+    salt = _splitmix64(np.uint64(seed % 2**32) << np.uint64(32) | np.uint64(epoch % 2**32))
+    return _splitmix64(content ^ salt)
+
+
+def _uniforms(keys: np.ndarray, count: int, stream: int) -> np.ndarray:
+    """[rows, count] uniform floats in [0, 1), a deterministic function of each row's key."""
+    counters = np.arange(count, dtype=np.uint64) + np.uint64(stream << 40)
+    bits = _splitmix64(keys[:, None] ^ _splitmix64(counters)[None, :])
+    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _random_segmentation(keys: np.ndarray, num_items: int, num_segments: int, stream: int) -> np.ndarray:
+    """For each row, split ``num_items`` into ``num_segments`` random positive parts (shape [rows, segments])."""
+    batch = keys.shape[0]
     if num_segments == 1:
         return np.full((batch, 1), num_items, dtype=np.int64)
     # Choose num_segments - 1 distinct cut points among the num_items - 1 gaps, independently per row.
-    cuts = np.argpartition(rng.random((batch, num_items - 1)), num_segments - 2, axis=1)[:, : num_segments - 1] + 1
+    scores = _uniforms(keys, num_items - 1, stream)
+    cuts = np.argpartition(scores, num_segments - 2, axis=1)[:, : num_segments - 1] + 1
     cuts.sort(axis=1)
     edges = np.concatenate(
         [np.zeros((batch, 1), np.int64), cuts, np.full((batch, 1), num_items, np.int64)], axis=1
@@ -93,11 +129,12 @@ def _random_segmentation(rng: np.random.Generator, batch: int, num_items: int, n
     return np.diff(edges, axis=1)
 
 
-def random_spans_noise_mask(rng: np.random.Generator, batch: int, lengths: CorruptionLengths) -> np.ndarray:
-    """Boolean [batch, raw_length] mask; True marks noise. Rows start with a non-noise span."""
+def random_spans_noise_mask(keys: np.ndarray, lengths: CorruptionLengths) -> np.ndarray:
+    """Boolean [rows, raw_length] mask, one row per key; True marks noise. Rows start with a non-noise span."""
+    batch = keys.shape[0]
     length, noise, spans = lengths.raw_length, lengths.num_noise_tokens, lengths.num_noise_spans
-    noise_span_lengths = _random_segmentation(rng, batch, noise, spans)
-    nonnoise_span_lengths = _random_segmentation(rng, batch, length - noise, spans)
+    noise_span_lengths = _random_segmentation(keys, noise, spans, stream=1)
+    nonnoise_span_lengths = _random_segmentation(keys, length - noise, spans, stream=2)
     interleaved = np.stack([nonnoise_span_lengths, noise_span_lengths], axis=2).reshape(batch, 2 * spans)
     span_starts = np.cumsum(interleaved, axis=1)[:, :-1]
     start_indicator = np.zeros((batch, length), dtype=np.int64)
@@ -120,16 +157,16 @@ def _to_sentinels(tokens: np.ndarray, mask: np.ndarray, sentinel_ids: np.ndarray
 
 
 def corrupt_spans(
-    tokens: np.ndarray, lengths: CorruptionLengths, sentinel_ids: np.ndarray, eos_id: int, rng: np.random.Generator
+    tokens: np.ndarray, lengths: CorruptionLengths, sentinel_ids: np.ndarray, eos_id: int, seed: int = 0, epoch: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Span-corrupt a [batch, raw_length] array of token ids.
 
     Returns ``(inputs, targets)`` of shapes [batch, input_length] and [batch, target_length].
-    ``sentinel_ids[k]`` is the id of ``<extra_id_k>``.
+    ``sentinel_ids[k]`` is the id of ``<extra_id_k>``. Each row's noise depends on (seed, epoch, its tokens).
     """
     if tokens.ndim != 2 or tokens.shape[1] != lengths.raw_length:
         raise ValueError(f"expected tokens of shape [batch, {lengths.raw_length}], got {tokens.shape}")
-    mask = random_spans_noise_mask(rng, tokens.shape[0], lengths)
+    mask = random_spans_noise_mask(row_keys(tokens, seed, epoch), lengths)
     inputs = _to_sentinels(tokens, mask, sentinel_ids, eos_id)
     targets = _to_sentinels(tokens, ~mask, sentinel_ids, eos_id)
     return inputs, targets

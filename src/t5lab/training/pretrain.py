@@ -130,8 +130,9 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
             plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title=f"pre-training {output_dir.name}")
         if eval_dataset is not None:
             rows = [eval_dataset[i] for i in range(min(3, len(eval_dataset)))]
+            print("\nSpan fills by the trained model on held-out text:")
             for fill in span_fills(trainer.model, tokenizer, collator, rows):
-                console.print(f"[bold]input[/]      {fill['input']}...\n[bold]target[/]     {fill['target']}\n[bold]model[/]      {fill['prediction']}\n")
-        console.print(f"Model and tokenizer: {output_dir}\nMetrics: {output_dir / 'all_results.json'}\n"
+                print(f"  input:  {fill['input']}...\n  target: {fill['target']}\n  model:  {fill['prediction']}\n")
+        print(f"Model and tokenizer: {output_dir}\nMetrics: {output_dir / 'all_results.json'}\n"
                       f"Loss curve: {output_dir / 'loss_curve.png'}\nTensorBoard logs: {output_dir / 'runs'}")
     return metrics
