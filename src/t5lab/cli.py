@@ -49,8 +49,10 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``t5lab`` command; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
-    args = [a for a in args if a != "--debug"]
+    # A bare --debug is ours; "--debug VALUE" is the Trainer's own debug option and passes through.
+    bare = [i for i, a in enumerate(args) if a == "--debug" and (i + 1 == len(args) or args[i + 1].startswith("-") or i == 0)]
+    debug = bool(bare)
+    args = [a for i, a in enumerate(args) if i not in bare]
     usage = USAGE.format(commands="\n".join(f"  {name:<11}{text}" for name, (_, text) in COMMANDS.items()))
     if not args or args[0] in ("-h", "--help"):
         print(usage)

@@ -221,7 +221,7 @@ def load_yaml_config(path: str | Path, types: Sequence[type]) -> dict[str, Any]:
 def _yaml_to_argv(config: dict[str, Any]) -> list[str]:
     argv: list[str] = []
     for key, value in config.items():
-        if value is None:
+        if value is None or value == []:
             continue
         if isinstance(value, dict):
             argv += [f"--{key}", json.dumps(value)]

@@ -1,0 +1,121 @@
+"""CLI and configuration: YAML with overrides, aliases, and one-line errors that leave output dirs alone."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from t5lab.cli import main
+from t5lab.config import DataArguments, ModelArguments, T5LabTrainingArguments, parse_arguments
+
+TYPES = (ModelArguments, DataArguments, T5LabTrainingArguments)
+
+
+def test_yaml_config_with_command_line_overrides(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("input_length: 256\nlearning_rate: 0.01\nreport_to: [tensorboard, wandb]\nbf16: false\n")
+    model, data, training = parse_arguments(TYPES, ["--config", str(config), "--output_dir", str(tmp_path / "o"),
+                                                    "--learning_rate", "0.002", "--mlm_probability", "0.3"], "t", "")
+    assert data.input_length == 256 and training.learning_rate == 0.002
+    assert data.noise_density == 0.3  # the seed's flag name is an alias
+    assert training.report_to == ["tensorboard", "wandb"]
+
+
+def test_defaults_follow_t5():
+    _, data, training = parse_arguments(TYPES, ["--output_dir", "x"], "t", "")
+    assert (data.input_length, data.noise_density, data.mean_noise_span_length) == (512, 0.15, 3.0)
+    assert training.report_to == ["tensorboard"]  # local, no account
+
+
+@pytest.mark.parametrize(
+    "yaml_text, argv, message",
+    [
+        ("input_lenght: 128\n", [], "unknown key 'input_lenght' in .*Did you mean 'input_length'"),
+        ("input_length: [128\n", [], "not valid YAML at line 2"),
+        ("- a\n- b\n", [], "must be a mapping"),
+        ("learning_rate: fast\n", [], "learning_rate"),
+        (None, ["--input_lenght", "3"], "unknown argument '--input_lenght'"),
+        (None, ["--noise_density", "1.5"], "strictly between 0 and 1"),
+        (None, ["--noise_density", "0"], "strictly between 0 and 1"),
+    ],
+)
+def test_bad_configuration_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, argv, message):
+    args = ["pretrain", "--output_dir", str(tmp_path / "out"), "--train_file", "x.txt", *argv]
+    if yaml_text is not None:
+        (tmp_path / "c.yaml").write_text(yaml_text)
+        args += ["--config", str(tmp_path / "c.yaml")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("t5lab pretrain: error:")
+    assert __import__("re").search(message, err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_command_and_help(capsys):
+    assert main(["pretrian"]) == 2
+    assert "unknown command 'pretrian'" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    assert "pretrain" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--config_name", "t5-huge"], "unknown preset or config 't5-huge'"),
+        (["--input_length", "2"], "input_length must be at least 8"),
+        (["--input_length", "4096"], "needs 227 sentinels but the tokenizer has 100"),
+        (["--text_column_name", "body", "--train_file", "{jsonl}"], "has no column 'body'"),
+    ],
+)
+def test_bad_run_settings(tmp_path, capsys, wikitext_file, wiki_tokenizer_dir, argv, message):
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text('{"text": "hello world"}\n')
+    argv = [a.replace("{jsonl}", str(jsonl)) for a in argv]
+    code = main(["pretrain", "--train_file", str(wikitext_file), "--tokenizer_name", str(wiki_tokenizer_dir),
+                 "--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--report_to", "none", *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_foreign_output_dir_is_never_touched(tmp_path, capsys, wikitext_file, wiki_tokenizer_dir):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    code = main(["pretrain", "--train_file", str(wikitext_file), "--tokenizer_name", str(wiki_tokenizer_dir),
+                 "--output_dir", str(out), "--max_steps", "1"])
+    assert code == 2 and "holds no t5lab run" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_effective_config_is_written_and_reusable(tmp_path, wikitext_file, wiki_tokenizer_dir):
+    out = tmp_path / "out"
+    assert main(["pretrain", "--train_file", str(wikitext_file), "--tokenizer_name", str(wiki_tokenizer_dir),
+                 "--output_dir", str(out), "--max_steps", "1", "--input_length", "64", "--report_to", "none",
+                 "--save_strategy", "no", "--validation_split_percentage", "0", "--hub_token", "hf_SECRETSECRET"]) == 0
+    saved = yaml.safe_load((out / "t5lab_config.yaml").read_text())
+    assert saved["input_length"] == 64 and saved["max_steps"] == 1 and saved["noise_density"] == 0.15
+    assert "hf_SECRETSECRET" not in (out / "t5lab_config.yaml").read_text()
+    model, data, training = parse_arguments(TYPES, ["--config", str(out / "t5lab_config.yaml")], "t", "")
+    assert data.input_length == 64 and training.max_steps == 1
+
+
+def test_tokenizer_train_command(tmp_path, wikitext_file, capsys):
+    out = tmp_path / "tok"
+    assert main(["tokenizer", "train", "--train_file", str(wikitext_file), "--vocab_size", "1200", "--output_dir", str(out)]) == 0
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.convert_tokens_to_ids("<extra_id_0>") == len(tokenizer) - 1
+    assert main(["tokenizer", "train", "--train_file", str(wikitext_file), "--output_dir", str(out)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "t5-base-nanot5.yaml"])
+def test_shipped_configs_are_valid(tmp_path, name):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / name
+    # bf16/tf32 are GPU settings in the base recipe; everything else must parse as is
+    _, data, training = parse_arguments(TYPES, ["--config", str(config), "--output_dir", str(tmp_path),
+                                                "--bf16", "false", "--tf32", "false"], "t", "")
+    assert data.noise_density == 0.15 and training.max_steps > 0
