@@ -99,14 +99,16 @@ def exact_match(predictions: Sequence[str], references: Sequence[str | Sequence[
     return float(np.mean(hits))
 
 
-def rouge(predictions: Sequence[str], references: Sequence[str], types: Sequence[str] = ROUGE_TYPES) -> dict[str, float]:
-    """Mean ROUGE F-measures (rouge_score with Porter stemming), keyed by rouge type."""
-    from rouge_score import rouge_scorer
+def rouge(
+    predictions: Sequence[str], references: Sequence[str | Sequence[str]], types: Sequence[str] = ROUGE_TYPES
+) -> dict[str, float]:
+    """Mean ROUGE F-measures by rouge type (rouge_score, Porter stemming; the best of an example's references)."""
+    from rouge_score import rouge_scorer  # imports nltk, which only summarization tasks need
 
     scorer = rouge_scorer.RougeScorer(list(types), use_stemmer=True)
-    totals = Counter()
+    totals: Counter = Counter()
     for prediction, reference in zip(predictions, references):
-        for name, score in scorer.score(reference, prediction).items():
+        for name, score in scorer.score_multi(_as_references(reference), prediction).items():
             totals[name] += score.fmeasure
     return {name: totals[name] / len(predictions) for name in types}
 
@@ -129,7 +131,8 @@ def _token_f1(prediction: str, reference: str) -> float:
 
 def squad_f1(predictions: Sequence[str], references: Sequence[str | Sequence[str]]) -> float:
     """SQuAD token-overlap F1, the best over each example's references."""
-    return float(np.mean([max(_token_f1(p, r) for r in _as_references(refs)) for p, refs in zip(predictions, references)]))
+    scores = [max(_token_f1(p, r) for r in _as_references(refs)) for p, refs in zip(predictions, references)]
+    return float(np.mean(scores))
 
 
 def squad_exact_match(predictions: Sequence[str], references: Sequence[str | Sequence[str]]) -> float:

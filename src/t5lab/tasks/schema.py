@@ -122,6 +122,11 @@ class Task:
         words = {w: i for i, w in (self.labels or {}).items()}
         return words, {w.casefold(): i for w, i in words.items()}
 
+    def _word_to_id(self, text: str) -> int | None:
+        """The id of a label word, matched exactly, else ignoring case."""
+        exact, folded = self._word_ids
+        return exact[text] if text in exact else folded.get(text.casefold())
+
     def label_to_id(self, value: Any) -> int:
         """The label id of a data value: an id, a label word, a digit string or a boolean (True is 1).
 
@@ -129,19 +134,18 @@ class Task:
         """
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return UNLABELED
+        if hasattr(value, "item"):  # numpy scalars
+            value = value.item()
+        label_id = None
         if isinstance(value, str):
             text = value.strip()
-            exact, folded = self._word_ids
-            if text in exact or text.casefold() in folded:
-                return exact.get(text, folded.get(text.casefold()))
-            if re.fullmatch(r"-?\d+", text):
-                return self.label_to_id(int(text))
+            label_id = self._word_to_id(text)
+            if label_id is None and re.fullmatch(r"-?\d+", text):
+                label_id = int(text)
         elif isinstance(value, (bool, int)) or (isinstance(value, float) and value.is_integer()):
             label_id = int(value)
-            if label_id == UNLABELED or label_id in self.labels:
-                return label_id
-        elif hasattr(value, "item"):  # numpy scalars
-            return self.label_to_id(value.item())
+        if label_id is not None and (label_id == UNLABELED or label_id in self.labels):
+            return label_id
         choices = ", ".join(f"{i}={w}" for i, w in sorted(self.labels.items()))
         raise ValueError(f"label value {value!r} is not one of task {self.name}'s labels ({choices})")
 
@@ -180,8 +184,7 @@ class Task:
         """
         text = prediction.strip()
         if self.kind == "classification":
-            exact, folded = self._word_ids
-            label_id = exact.get(text, folded.get(text.casefold()))
+            label_id = self._word_to_id(text)
             return None if label_id is None else self.labels[label_id]
         if self.kind == "regression":
             try:
@@ -212,9 +215,12 @@ class _TaskParser:
         name = data.get("name") if isinstance(data, Mapping) else None
         self.task = name if isinstance(name, str) else fallback_name
 
+    @property
+    def where(self) -> str:
+        return f" ({self.origin})" if self.origin else ""
+
     def error(self, path: str, problem: str) -> ConfigError:
-        where = f" ({self.origin})" if self.origin else ""
-        return ConfigError(f"task '{self.task}'{where}: field '{path}' {problem}.")
+        return ConfigError(f"task '{self.task}'{self.where}: field '{path}' {problem}.")
 
     def keys(self, mapping: Mapping, allowed: tuple[str, ...], path: str) -> None:
         for key in mapping:
@@ -252,7 +258,7 @@ class _TaskParser:
 
     def parse(self) -> Task:
         if not isinstance(self.data, Mapping):
-            raise ConfigError(f"task #{self.task} ({self.origin}) must be a mapping of fields, got {self.data!r}.")
+            raise ConfigError(f"task {self.task}{self.where} must be a mapping of fields, got {self.data!r}.")
         self.keys(self.data, self.FIELDS, "")
         name = self.get(self.data, "name", str, "a name like 'glue/sst2' (benchmark/task)")
         if not _NAME.match(name):
@@ -309,7 +315,8 @@ class _TaskParser:
         return labels, "regression" in given, round_to, self.template("target_template", None)
 
     def labels(self) -> dict[int, str]:
-        raw = self.get(self.data, "labels", (dict, list), "a mapping of label ids to words, like {0: negative, 1: positive}")
+        expected = "a mapping of label ids to words, like {0: negative, 1: positive}"
+        raw = self.get(self.data, "labels", (dict, list), expected)
         items = enumerate(raw) if isinstance(raw, list) else raw.items()
         labels: dict[int, str] = {}
         for key, word in items:
@@ -317,7 +324,8 @@ class _TaskParser:
             if not isinstance(label_id, int) or isinstance(label_id, bool) or label_id < 0:
                 raise self.error(f"labels.{key}", "must be a label id: an integer from 0")
             if not isinstance(word, str) or not word.strip():
-                raise self.error(f"labels.{key}", f"must be a non-empty word, got {word!r} (quote words like 'True' in YAML)")
+                problem = f"must be a non-empty word, got {word!r} (quote words like 'True' in YAML)"
+                raise self.error(f"labels.{key}", problem)
             labels[label_id] = word.strip()
         if len(labels) < 2:
             raise self.error("labels", "must have at least two labels")
@@ -345,7 +353,8 @@ class _TaskParser:
             if name is None:
                 hint = difflib.get_close_matches(raw, known_metrics(), n=1)
                 suggestion = f"did you mean '{hint[0]}'? " if hint else ""
-                raise self.error("metrics", f"names unknown metric '{raw}'; {suggestion}known: {', '.join(known_metrics())}")
+                known = ", ".join(known_metrics())
+                raise self.error("metrics", f"names unknown metric '{raw}'; {suggestion}known: {known}")
             spec = METRICS.get(name)
             if spec is not None and spec.kind != kind:
                 raise self.error("metrics", f"names '{raw}', a {spec.kind} metric, but the task is {kind}")
