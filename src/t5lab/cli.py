@@ -29,6 +29,38 @@ def _pretrain(argv: Sequence[str]) -> int:
     return 0
 
 
+def _task_command(function_name: str, description: str) -> Callable[[Sequence[str]], int]:
+    def run(argv: Sequence[str]) -> int:
+        from t5lab.config import ModelArguments, T5LabTrainingArguments, parse_arguments
+        from t5lab.training import finetune
+
+        args = parse_arguments((ModelArguments, finetune.TaskArguments, T5LabTrainingArguments), argv,
+                               f"t5lab {function_name}", description)
+        getattr(finetune, function_name)(*args)
+        return 0
+
+    return run
+
+
+def _tasks(argv: Sequence[str]) -> int:
+    from t5lab.tasks.registry import list_tasks
+
+    if argv and argv[0] in ("-h", "--help"):
+        print("usage: t5lab tasks [--task_file FILE.yaml]\n\nList the tasks: built-in, user config dir, and --task_file.")
+        return 0
+    task_files = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--task_file"]
+    rows = []
+    for task in list_tasks(task_files):
+        source = (f"hub:{task.hub.path}" + (f"/{task.hub.name}" if task.hub.name else "")) if task.hub else ""
+        if task.local:
+            source += (" + " if source else "") + "local"
+        rows.append((task.name, task.kind, source, ", ".join(task.metrics), task.metric_to_optimize, ", ".join(task.splits.names())))
+    from t5lab.evaluation.outputs import print_table
+
+    print_table(f"{len(rows)} tasks", ["task", "kind", "source", "metrics", "optimize", "splits"], rows)
+    return 0
+
+
 def _tokenizer(argv: Sequence[str]) -> int:
     from t5lab.data.tokenizer import train_tokenizer_command
 
@@ -42,6 +74,13 @@ def _tokenizer(argv: Sequence[str]) -> int:
 
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "pretrain": (_pretrain, "pre-train a T5 model with span corruption"),
+    "finetune": (_task_command("finetune", "Fine-tune a T5 model on a task or a mixture of tasks."),
+                 "fine-tune on tasks (GLUE, SuperGLUE, ... or your YAML) with real metrics"),
+    "evaluate": (_task_command("evaluate", "Evaluate a model on the validation splits of tasks."),
+                 "evaluate a model on tasks' validation splits (generation or rank classification)"),
+    "predict": (_task_command("predict", "Predict the test splits of tasks; writes GLUE submission files."),
+                "predict test splits; writes predictions and GLUE submission TSVs"),
+    "tasks": (_tasks, "list the registered tasks with their source, metrics and splits"),
     "tokenizer": (_tokenizer, "train a SentencePiece tokenizer with T5 sentinels (t5lab tokenizer train ...)"),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -42,3 +43,51 @@ def print_table(title: str, columns: list[str], rows: Iterable[Iterable[Any]], c
     for row in rows:
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
     (console or Console()).print(table)
+
+
+def write_predictions(path: str | Path, evaluation_set: Any, predictions: list[str]) -> Path:
+    """One JSON line per example, in the split's order: input, target, prediction (raw) and parsed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    task = evaluation_set.task
+    with path.open("w", encoding="utf-8") as out:
+        for source, target, prediction in zip(evaluation_set.inputs, evaluation_set.targets, predictions):
+            row = {"input": source, "target": target, "prediction": prediction, "parsed": task.parse(prediction)}
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+# GLUE leaderboard file names by (task, split), and the tasks whose submissions use label ids.
+GLUE_SUBMISSION_FILES = {
+    ("cola", "test"): "CoLA.tsv", ("sst2", "test"): "SST-2.tsv", ("mrpc", "test"): "MRPC.tsv",
+    ("stsb", "test"): "STS-B.tsv", ("qqp", "test"): "QQP.tsv", ("mnli", "test_matched"): "MNLI-m.tsv",
+    ("mnli", "test_mismatched"): "MNLI-mm.tsv", ("qnli", "test"): "QNLI.tsv", ("rte", "test"): "RTE.tsv",
+    ("wnli", "test"): "WNLI.tsv", ("ax", "test"): "AX.tsv",
+}
+GLUE_NUMERIC_LABELS = {"cola", "sst2", "mrpc", "qqp", "wnli"}
+
+
+def write_glue_submission(directory: str | Path, evaluation_set: Any, predictions: list[str]) -> Path | None:
+    """Write a GLUE-leaderboard TSV (index, prediction) for a GLUE test split; None for other splits.
+
+    An invalid generation must still be submitted: it becomes the first label (or 0.0 for STS-B).
+    """
+    task = evaluation_set.task
+    if not task.name.startswith("glue/"):
+        return None
+    file_name = GLUE_SUBMISSION_FILES.get((task.short_name, evaluation_set.split))
+    if file_name is None:
+        return None
+    path = Path(directory) / file_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["index\tprediction"]
+    for index, prediction in enumerate(predictions):
+        parsed = task.parse(prediction)
+        if task.kind == "regression":
+            value = f"{(parsed if parsed is not None else 0.0):.3f}"
+        else:
+            word = parsed if parsed is not None else task.label_words[0]
+            value = str(task.label_to_id(word)) if task.short_name in GLUE_NUMERIC_LABELS else word
+        lines.append(f"{index}\t{value}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
