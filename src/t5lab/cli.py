@@ -55,9 +55,11 @@ def _tasks(argv: Sequence[str]) -> int:
         if task.local:
             source += (" + " if source else "") + "local"
         rows.append((task.name, task.kind, source, ", ".join(task.metrics), task.metric_to_optimize, ", ".join(task.splits.names())))
+    from rich.console import Console
+
     from t5lab.evaluation.outputs import print_table
 
-    print_table(f"{len(rows)} tasks", ["task", "kind", "source", "metrics", "optimize", "splits"], rows)
+    print_table(f"{len(rows)} tasks", ["task", "kind", "source", "metrics", "optimize", "splits"], rows, Console(width=200))
     return 0
 
 

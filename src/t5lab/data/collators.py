@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from transformers import DataCollatorForSeq2Seq
 
 from t5lab.data.span_corruption import CorruptionLengths, corrupt_spans
 
@@ -39,3 +40,16 @@ class SpanCorruptionCollator:
             "labels": torch.from_numpy(targets),
             "decoder_input_ids": torch.from_numpy(decoder_input_ids),
         }
+
+
+class FinetuneCollator(DataCollatorForSeq2Seq):
+    """Pads inputs and labels (with -100); batches of unlabeled rows carry no ``labels`` key at all.
+
+    The stock collator returns ``labels=None`` for them, which Seq2SeqTrainer takes for labels present.
+    """
+
+    def __call__(self, features, return_tensors=None):
+        batch = super().__call__(features, return_tensors)
+        if batch.get("labels") is None:
+            batch.pop("labels", None)
+        return batch

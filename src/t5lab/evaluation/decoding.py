@@ -6,6 +6,7 @@ from typing import Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.modeling_outputs import BaseModelOutput
 
 
 def decode(tokenizer: PreTrainedTokenizerBase, ids: Sequence[Sequence[int]]) -> list[str]:
@@ -40,7 +41,7 @@ def rank_classify(
         hidden = encoder_outputs.last_hidden_state.repeat_interleave(num_labels, dim=0)
         attention = batch["attention_mask"].repeat_interleave(num_labels, dim=0)
         labels = label_ids.repeat(len(rows), 1)
-        logits = model(encoder_outputs=(hidden,), attention_mask=attention, labels=labels).logits
+        logits = model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=attention, labels=labels).logits
         token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         scores = (token_logprobs * label_mask.repeat(len(rows), 1)).sum(-1).view(len(rows), num_labels)
         choices.extend(label_words[i] for i in scores.argmax(dim=-1).tolist())

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, interleave_datasets
 from rich.console import Console
-from transformers import DataCollatorForSeq2Seq, EarlyStoppingCallback, PreTrainedTokenizerBase, set_seed
+from transformers import EarlyStoppingCallback, PreTrainedTokenizerBase, set_seed
 
 from t5lab.config import ModelArguments, T5LabTrainingArguments, effective_config
+from t5lab.data.collators import FinetuneCollator
 from t5lab.data.tokenizer import load_tokenizer
 from t5lab.errors import ConfigError, DataError
 from t5lab.evaluation.decoding import decode, rank_classify
@@ -197,12 +198,14 @@ class FinetuneTrainer(T5LabTrainer):
         return metrics
 
 
-def _metric_for_best_model(tasks: list[Task], evaluation_sets: list[EvaluationSet], requested: str | None) -> tuple[str, bool]:
-    if len(evaluation_sets) == 1:
-        produced = [*evaluation_sets[0].task.produced_metrics, "loss"]
+def _metric_for_best_model(tasks: list[Task], args: TaskArguments, requested: str | None) -> tuple[str, bool]:
+    """The metric that picks the best checkpoint; checked before any data is read or model built."""
+    sets = [(task, split) for task in tasks for split in (["validation"] if args.validation_file else task.splits.names("validation"))]
+    if len(sets) == 1:
+        produced = [*tasks[0].produced_metrics, "loss"]
         default, greater = tasks[0].metric_to_optimize, tasks[0].greater_is_better
     else:
-        produced = ["average", "loss"] + [f"{s.name}_{m}" for s in evaluation_sets for m in s.task.produced_metrics]
+        produced = ["average", "loss"] + [f"{task.short_name}_{split}_{m}" for task, split in sets for m in task.produced_metrics]
         default, greater = "average", True
     if requested is None:
         return default, greater
@@ -212,8 +215,7 @@ def _metric_for_best_model(tasks: list[Task], evaluation_sets: list[EvaluationSe
     return name, name != "loss" and not name.endswith("invalid_rate")
 
 
-def _build(model_args: ModelArguments, task_args: TaskArguments, training_args: T5LabTrainingArguments, roles: tuple[str, ...]):
-    tasks = _task_list(task_args)
+def _build(model_args: ModelArguments, task_args: TaskArguments, tasks: list[Task], roles: tuple[str, ...]):
     name = model_args.tokenizer_name or model_args.model_name_or_path
     if not name:
         raise ConfigError("give --model_name_or_path (a checkpoint) or --tokenizer_name with --config_name (a new model).")
@@ -226,7 +228,7 @@ def _build(model_args: ModelArguments, task_args: TaskArguments, training_args: 
             if module.__class__.__name__ == "Dropout":
                 module.p = task_args.dropout_rate
         model.config.dropout_rate = task_args.dropout_rate
-    return tasks, tokenizer, splits, model
+    return tokenizer, splits, model
 
 
 def _make_trainer(model, tokenizer, training_args, task_args, evaluation_sets, train_dataset=None, callbacks=()):
@@ -234,7 +236,7 @@ def _make_trainer(model, tokenizer, training_args, task_args, evaluation_sets, t
     return FinetuneTrainer(
         model=model, args=training_args, train_dataset=train_dataset,
         eval_dataset=evaluation_sets[0].dataset,  # the Trainer checks one exists; evaluate() scores every set
-        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100, pad_to_multiple_of=8),
+        data_collator=FinetuneCollator(tokenizer, model=model, label_pad_token_id=-100, pad_to_multiple_of=8),
         processing_class=tokenizer, evaluation_sets=evaluation_sets, task_args=task_args, callbacks=list(callbacks),
         optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(
             training_args.t5lab_optim, training_args.learning_rate, training_args.weight_decay,
@@ -267,8 +269,10 @@ def finetune(model_args: ModelArguments, task_args: TaskArguments, training_args
     config = effective_config((model_args, task_args, training_args))
     resume = prepare_output_dir(training_args.output_dir, config, training_args.overwrite_output_dir,
                                 training_args.resume_from_checkpoint, training_args.process_index == 0)
+    tasks = _task_list(task_args)
+    metric, greater = _metric_for_best_model(tasks, task_args, training_args.metric_for_best_model)
     set_seed(training_args.seed)
-    tasks, tokenizer, splits, model = _build(model_args, task_args, training_args, ("train", "validation", "test"))
+    tokenizer, splits, model = _build(model_args, task_args, tasks, ("train", "validation", "test"))
     train_parts, evaluation_sets, test_sets = [], [], []
     for task in tasks:
         for split, dataset in splits[task.name].items():
@@ -283,7 +287,6 @@ def finetune(model_args: ModelArguments, task_args: TaskArguments, training_args
         raise DataError(f"no training split found for {', '.join(t.name for t in tasks)}; give --data_dir or --train_file.")
     if not evaluation_sets:
         raise DataError(f"no labeled validation split found for {', '.join(t.name for t in tasks)}.")
-    metric, greater = _metric_for_best_model(tasks, evaluation_sets, training_args.metric_for_best_model)
     training_args.metric_for_best_model, training_args.greater_is_better = metric, greater
     evaluating = training_args.eval_strategy != "no"
     training_args.load_best_model_at_end = evaluating and training_args.save_strategy == training_args.eval_strategy and (
@@ -326,7 +329,8 @@ def evaluate(model_args: ModelArguments, task_args: TaskArguments, training_args
     config = effective_config((model_args, task_args, training_args))
     prepare_output_dir(training_args.output_dir, config, training_args.overwrite_output_dir, None, training_args.process_index == 0)
     task_args.dropout_rate = None
-    tasks, tokenizer, splits, model = _build(model_args, task_args, training_args, ("validation",))
+    tasks = _task_list(task_args)
+    tokenizer, splits, model = _build(model_args, task_args, tasks, ("validation",))
     evaluation_sets = [_evaluation_set(task, split, dataset, tokenizer, task_args)
                        for task in tasks for split, dataset in splits[task.name].items()]
     trainer = _make_trainer(model, tokenizer, training_args, task_args, evaluation_sets)
@@ -342,7 +346,8 @@ def predict(model_args: ModelArguments, task_args: TaskArguments, training_args:
     config = effective_config((model_args, task_args, training_args))
     prepare_output_dir(training_args.output_dir, config, training_args.overwrite_output_dir, None, training_args.process_index == 0)
     task_args.dropout_rate = None
-    tasks, tokenizer, splits, model = _build(model_args, task_args, training_args, ("test",))
+    tasks = _task_list(task_args)
+    tokenizer, splits, model = _build(model_args, task_args, tasks, ("test",))
     test_sets = [_evaluation_set(task, split, dataset, tokenizer, task_args)
                  for task in tasks for split, dataset in splits[task.name].items()]
     trainer = _make_trainer(model, tokenizer, training_args, task_args, test_sets)
