@@ -18,8 +18,12 @@ $(VENV)/.stamp-setup: pyproject.toml $(CONSTRAINTS)
 	$(BIN)/pip install --quiet $(PIP_CONSTRAINT_FLAGS) -e '.[test]'
 	touch $@
 
+# Offline: pre-train on Python's bundled docs, then fine-tune and evaluate on a task written from them.
 quickstart: setup
-	HF_HUB_OFFLINE=1 $(BIN)/t5lab pretrain --config configs/quickstart.yaml --output_dir $(QUICKSTART_DIR)
+	HF_HUB_OFFLINE=1 $(BIN)/t5lab pretrain --config configs/quickstart.yaml --output_dir $(QUICKSTART_DIR)/pretrain
+	$(BIN)/python -m t5lab.tasks.bundled $(QUICKSTART_DIR)/data
+	HF_HUB_OFFLINE=1 $(BIN)/t5lab finetune --config configs/quickstart_finetune.yaml \
+	  --model_name_or_path $(QUICKSTART_DIR)/pretrain --data_dir $(QUICKSTART_DIR)/data --output_dir $(QUICKSTART_DIR)/finetune
 
 test: setup
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest

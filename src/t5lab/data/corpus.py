@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import ast
 import glob
-import itertools
 import os
 import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterable, Iterator, Union
 
 import datasets
 from datasets import Dataset, IterableDataset
@@ -42,15 +41,23 @@ def _stdlib_docstrings() -> Iterator[str]:
                     yield docstring
 
 
+def _paragraphs(texts: Iterable[str]) -> list[str]:
+    return [p.strip() for text in texts for p in text.split("\n\n") if len(p.split()) >= 3]
+
+
+def python_docs_paragraphs() -> tuple[list[str], list[str]]:
+    """Paragraphs of the language reference topics of ``pydoc_data``, and of the standard library's docstrings."""
+    from pydoc_data.topics import topics
+
+    return _paragraphs(topics.values()), _paragraphs(_stdlib_docstrings())
+
+
 def _python_docs() -> Dataset:
     """English prose that ships with every CPython: the reference topics of ``pydoc_data`` and the
     docstrings of the standard library (about 300k words), so the quickstart needs no network or data files.
     """
-    from pydoc_data.topics import topics
-
-    texts = itertools.chain(topics.values(), _stdlib_docstrings())
-    paragraphs = [p.strip() for text in texts for p in text.split("\n\n") if len(p.split()) >= 3]
-    return Dataset.from_dict({"text": paragraphs})
+    reference, docstrings = python_docs_paragraphs()
+    return Dataset.from_dict({"text": reference + docstrings})
 
 
 BUNDLED_CORPORA = {"python-docs": _python_docs}
