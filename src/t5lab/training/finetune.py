@@ -324,33 +324,30 @@ def _predict_unlabeled(trainer: FinetuneTrainer, test_sets: list[EvaluationSet],
     console.print(f"Test predictions: {output_dir / 'predictions'}; GLUE submission files: {output_dir / 'glue_submission'}")
 
 
-def evaluate(model_args: ModelArguments, task_args: TaskArguments, training_args: T5LabTrainingArguments) -> dict[str, Any]:
-    """Evaluate an existing model on the validation splits of the task(s); writes metrics and predictions."""
+def _trainer_for_existing_model(model_args: ModelArguments, task_args: TaskArguments, training_args: T5LabTrainingArguments,
+                                role: str) -> FinetuneTrainer:
+    """A trainer (no training) whose evaluation sets are the ``role`` splits of the task(s)."""
     config = effective_config((model_args, task_args, training_args))
     prepare_output_dir(training_args.output_dir, config, training_args.overwrite_output_dir, None, training_args.process_index == 0)
     task_args.dropout_rate = None
     tasks = _task_list(task_args)
-    tokenizer, splits, model = _build(model_args, task_args, tasks, ("validation",))
-    evaluation_sets = [_evaluation_set(task, split, dataset, tokenizer, task_args)
-                       for task in tasks for split, dataset in splits[task.name].items()]
-    trainer = _make_trainer(model, tokenizer, training_args, task_args, evaluation_sets)
+    tokenizer, splits, model = _build(model_args, task_args, tasks, (role,))
+    sets = [_evaluation_set(task, split, dataset, tokenizer, task_args) for task in tasks for split, dataset in splits[task.name].items()]
+    return _make_trainer(model, tokenizer, training_args, task_args, sets)
+
+
+def evaluate(model_args: ModelArguments, task_args: TaskArguments, training_args: T5LabTrainingArguments) -> dict[str, Any]:
+    """Evaluate an existing model on the validation splits of the task(s); writes metrics and predictions."""
+    trainer = _trainer_for_existing_model(model_args, task_args, training_args, "validation")
     metrics = trainer.evaluate()
-    output_dir = Path(training_args.output_dir)
-    _report(trainer, metrics, output_dir)
+    _report(trainer, metrics, Path(training_args.output_dir))
     trainer.save_metrics("eval", metrics)
     return metrics
 
 
 def predict(model_args: ModelArguments, task_args: TaskArguments, training_args: T5LabTrainingArguments) -> Path:
     """Predict the test splits of the task(s): predictions files and GLUE-leaderboard submission TSVs."""
-    config = effective_config((model_args, task_args, training_args))
-    prepare_output_dir(training_args.output_dir, config, training_args.overwrite_output_dir, None, training_args.process_index == 0)
-    task_args.dropout_rate = None
-    tasks = _task_list(task_args)
-    tokenizer, splits, model = _build(model_args, task_args, tasks, ("test",))
-    test_sets = [_evaluation_set(task, split, dataset, tokenizer, task_args)
-                 for task in tasks for split, dataset in splits[task.name].items()]
-    trainer = _make_trainer(model, tokenizer, training_args, task_args, test_sets)
+    trainer = _trainer_for_existing_model(model_args, task_args, training_args, "test")
     output_dir = Path(training_args.output_dir)
-    _predict_unlabeled(trainer, test_sets, output_dir)
+    _predict_unlabeled(trainer, trainer.evaluation_sets, output_dir)
     return output_dir / "glue_submission"
