@@ -16,23 +16,25 @@ from pathlib import Path
 
 from t5lab.data.corpus import python_docs_paragraphs
 
-SPLIT_SIZES = {"train": 2000, "validation": 300}  # per label
+SPLIT_SIZES = {"train": 2000, "validation": 300}  # per label, at most (the reference has ~2,100 distinct paragraphs)
 
 
 def write_docsource(directory: str | Path, seed: int = 0) -> Path:
     """Write a balanced train/validation split of the docsource task; returns the task folder."""
     reference, docstrings = python_docs_paragraphs()
+    # Paragraphs repeat across topics and docstrings: deduplicate so no text is in two splits or two labels.
+    reference = sorted(set(reference))
+    docstrings = sorted(set(docstrings) - set(reference))
     rng = random.Random(seed)
     folder = Path(directory) / "docsource"
     folder.mkdir(parents=True, exist_ok=True)
-    pools = {label: rng.sample(rows, k=min(len(rows), sum(SPLIT_SIZES.values())))
-             for label, rows in ((0, reference), (1, docstrings))}
-    start = 0
-    for split, size in SPLIT_SIZES.items():
-        rows = [{"text": text, "label": label} for label, pool in pools.items() for text in pool[start:start + size]]
+    pools = {label: rng.sample(rows, k=len(rows)) for label, rows in ((0, reference), (1, docstrings))}
+    # Validation first, so it is full-sized; training takes up to its size from what is left.
+    bounds = {"validation": (0, SPLIT_SIZES["validation"]), "train": (SPLIT_SIZES["validation"], sum(SPLIT_SIZES.values()))}
+    for split, (start, end) in bounds.items():
+        rows = [{"text": text, "label": label} for label, pool in pools.items() for text in pool[start:end]]
         rng.shuffle(rows)
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        start += size
     return folder
 
 
