@@ -122,3 +122,14 @@ def test_bundled_corpus_is_real_english():
     words = sum(len(t.split()) for t in texts)
     assert words > 200_000
     assert sum(" the " in t for t in texts) > len(texts) / 3
+
+
+def test_streaming_packs_on_the_fly(tmp_path, tokenizer, wikitext_file):
+    # the first 2,000 documents of a stream without a validation split are held out for validation
+    path = _write(tmp_path / "stream.jsonl", wikitext_file.read_text(encoding="utf-8").splitlines(), "jsonl")
+    args = DataArguments(train_file=str(path), streaming=True, max_eval_samples=5)
+    train, validation = pretraining_datasets(args, tokenizer, raw_length=141, seed=0)
+    rows = [r["input_ids"] for _, r in zip(range(20), train)]
+    assert len(rows) == 20 and all(len(r) == 141 for r in rows)
+    assert len(validation) == 5  # held out from the head of the stream, materialised for evaluation
+    assert not (tmp_path / "cache").exists()

@@ -105,3 +105,9 @@ def test_module_entry_point_and_one_line_errors(tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1] == f"t5lab pretrain: error: data file {tmp_path / 'missing.txt'} does not exist."
     assert torch.__version__
+
+
+def test_streaming_pretraining(tmp_path, wikitext_file, wiki_tokenizer_dir):
+    out = tmp_path / "stream"
+    assert main(_args(wikitext_file, wiki_tokenizer_dir, out, "--streaming", "--max_steps", "3", "--save_strategy", "no")) == 0
+    assert json.loads((out / "eval_results.json").read_text())["eval_loss"] > 0
