@@ -63,6 +63,18 @@ def _tasks(argv: Sequence[str]) -> int:
     return 0
 
 
+def _sweep(argv: Sequence[str]) -> int:
+    from t5lab.sweeps.runner import sweep_command
+
+    return sweep_command(argv)
+
+
+def _runs(argv: Sequence[str]) -> int:
+    from t5lab.training.tracking import runs_command
+
+    return runs_command(argv)
+
+
 def _tokenizer(argv: Sequence[str]) -> int:
     from t5lab.data.tokenizer import train_tokenizer_command
 
@@ -83,6 +95,8 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "predict": (_task_command("predict", "Predict the test splits of tasks; writes GLUE submission files."),
                 "predict test splits; writes predictions and GLUE submission TSVs"),
     "tasks": (_tasks, "list the registered tasks with their source, metrics and splits"),
+    "sweep": (_sweep, "hyperparameter sweep from a W&B sweep YAML, on Optuna (local) or W&B; sweep report"),
+    "runs": (_runs, "table of the runs under a folder with their eval metrics"),
     "tokenizer": (_tokenizer, "train a SentencePiece tokenizer with T5 sentinels (t5lab tokenizer train ...)"),
 }
 

@@ -54,7 +54,7 @@ def test_a_crashing_trial_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path, 
     assert sorted(t.value for t in study.trials if t.state == TrialState.COMPLETE) == [0.2, 0.5]
     assert study.best_trial.params == {"x": 0.5}
     command = study.best_trial.user_attrs["command"]  # an argument list, never a shell string
-    assert command[2:] == [str(FAKE_PROGRAM), "--x=0.5", "--crash_above=0.6", f"--output_dir={study.best_trial.user_attrs['output_dir']}"]
+    assert command[2:] == [str(FAKE_PROGRAM), "--crash_above=0.6", "--x=0.5", f"--output_dir={study.best_trial.user_attrs['output_dir']}"]
     printed = capsys.readouterr()
     assert "trial" in printed.err and "failed" in printed.err and "Best: trial" in printed.out
 

@@ -25,19 +25,24 @@ def sweep(tmp_path, **data):
     return load_sweep(path)
 
 
-def test_macros_expand_to_an_argument_list_as_wandb_does(tmp_path):
+def test_macros_expand_to_an_argument_list_as_wandb_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA", "/data")
     args = {"learning_rate": 0.0003, "fp16": True, "bf16": False, "name": "a b; rm -rf /"}
-    template = ("${env}", "${interpreter}", "${program}", "${args}", "--x=${program}")
+    template = ("${env}", "${interpreter}", "${program}", "${args}", "--data=${envvar:DATA}/glue", "${envvar:UNSET}")
     argv = expand_command(template, args, "train.py")
     assert argv[0].endswith("env") and argv[1] == sys.executable
-    assert argv[2:] == ["train.py", "--learning_rate=0.0003", "--fp16=True", "--bf16=False", "--name=a b; rm -rf /", "--x=train.py"]
-    assert expand_command(("p", "${args_no_hyphens}"), {"a": 1}, None) == ["p", "a=1"]
+    assert argv[2:] == ["train.py", "--learning_rate=0.0003", "--fp16=True", "--bf16=False", "--name=a b; rm -rf /",
+                        "--data=/data/glue", "UNSET"]
+    one = {"a": 1}
+    assert expand_command(("p", "${args_no_hyphens}"), one, None) == ["p", "a=1"]
+    assert expand_command(("p", "${args_no_equals}"), one, None) == ["p", "--a", "1"]
+    assert expand_command(("p", "${args_append_hydra}", "${args_override_hydra}"), one, None) == ["p", "+a=1", "++a=1"]
     assert expand_command(("p", "${args_no_boolean_flags}"), args, None) == ["p", "--learning_rate=0.0003", "--fp16",
                                                                              "--name=a b; rm -rf /"]
-    assert json.loads(expand_command(("p", "${args_json}"), {"a": 1}, None)[1]) == {"a": 1}
+    assert json.loads(expand_command(("p", "${args_json}"), one, None)[1]) == one
     json_file = tmp_path / "args.json"
-    assert expand_command(("p", "--params=${args_json_file}"), {"a": 1}, None, json_file) == ["p", f"--params={json_file}"]
-    assert json.loads(json_file.read_text()) == {"a": 1}
+    assert expand_command(("p", "--params", "${args_json_file}"), one, None, json_file) == ["p", "--params", str(json_file)]
+    assert json.loads(json_file.read_text()) == one
 
 
 def test_which_t5lab_command_a_sweep_runs(tmp_path):

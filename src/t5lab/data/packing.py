@@ -86,9 +86,13 @@ def cached_packed(key: str, build: Callable[[], DatasetDict], cache_dir: Path | 
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}-"))
     packed.save_to_disk(str(tmp))
-    if target.exists():
+    if overwrite and target.exists():
         shutil.rmtree(target)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        # Another process (a parallel sweep trial) stored the same entry meanwhile: use theirs.
+        shutil.rmtree(tmp, ignore_errors=True)
     return load_from_disk(str(target))
 
 

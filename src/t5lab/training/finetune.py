@@ -30,6 +30,7 @@ from t5lab.tasks.registry import get_task
 from t5lab.tasks.schema import Task
 from t5lab.training.optim import optimizer_cls_and_kwargs
 from t5lab.training.run_dir import prepare_output_dir
+from t5lab.training.tracking import TrackingCallback
 from t5lab.training.trainer import T5LabTrainer
 
 console = Console(stderr=True)
@@ -95,9 +96,14 @@ class EvaluationSet:
         return f"{self.task.short_name}_{self.split}"
 
 
+def task_list(task: str, task_file: str | None = None) -> list[Task]:
+    """The tasks named by ``--task`` (comma-separated), looked up with the ``--task_file`` definitions too."""
+    task_files = [f.strip() for f in (task_file or "").split(",") if f.strip()]
+    return [get_task(name.strip(), task_files) for name in task.split(",") if name.strip()]
+
+
 def _task_list(args: TaskArguments) -> list[Task]:
-    task_files = [f.strip() for f in (args.task_file or "").split(",") if f.strip()]
-    tasks = [get_task(name.strip(), task_files) for name in args.task.split(",") if name.strip()]
+    tasks = task_list(args.task, args.task_file)
     if len(tasks) > 1 and (args.train_file or args.validation_file or args.test_file):
         raise ConfigError("--train_file/--validation_file/--test_file describe one task; use --data_dir or task files for a mixture.")
     return tasks
@@ -198,15 +204,23 @@ class FinetuneTrainer(T5LabTrainer):
         return metrics
 
 
+def produced_metrics(tasks: list[Task], validation_file: str | None = None) -> tuple[list[str], str, bool]:
+    """The eval metrics (without ``eval_``) a fine-tuning run writes, and its default best-model metric.
+
+    One validation split: the task's metrics, invalid_rate and loss. Several (MNLI's matched and mismatched, a
+    mixture): their mean ``average``, ``loss``, and each split's metrics as ``<task>_<split>_<metric>``.
+    Returns (metrics, default metric to optimize, greater is better).
+    """
+    sets = [(task, split) for task in tasks for split in (["validation"] if validation_file else task.splits.names("validation"))]
+    if len(sets) == 1:
+        return [*tasks[0].produced_metrics, "loss"], tasks[0].metric_to_optimize, tasks[0].greater_is_better
+    per_split = [f"{task.short_name}_{split}_{m}" for task, split in sets for m in task.produced_metrics]
+    return ["average", "loss", *per_split], "average", True
+
+
 def _metric_for_best_model(tasks: list[Task], args: TaskArguments, requested: str | None) -> tuple[str, bool]:
     """The metric that picks the best checkpoint; checked before any data is read or model built."""
-    sets = [(task, split) for task in tasks for split in (["validation"] if args.validation_file else task.splits.names("validation"))]
-    if len(sets) == 1:
-        produced = [*tasks[0].produced_metrics, "loss"]
-        default, greater = tasks[0].metric_to_optimize, tasks[0].greater_is_better
-    else:
-        produced = ["average", "loss"] + [f"{task.short_name}_{split}_{m}" for task, split in sets for m in task.produced_metrics]
-        default, greater = "average", True
+    produced, default, greater = produced_metrics(tasks, args.validation_file)
     if requested is None:
         return default, greater
     name = requested.removeprefix("eval_").removeprefix("eval/")
@@ -297,6 +311,7 @@ def finetune(model_args: ModelArguments, task_args: TaskArguments, training_args
             raise ConfigError("--early_stopping_patience needs --eval_steps with --save_steps a multiple of it.")
         callbacks.append(EarlyStoppingCallback(task_args.early_stopping_patience, task_args.early_stopping_threshold))
 
+    callbacks.append(TrackingCallback(config))
     trainer = _make_trainer(model, tokenizer, training_args, task_args, evaluation_sets,
                             _mixture(train_parts, task_args, training_args.seed), callbacks)
     result = trainer.train(resume_from_checkpoint=resume)

@@ -22,6 +22,7 @@ from t5lab.evaluation.outputs import plot_loss_curve
 from t5lab.models.presets import build_model
 from t5lab.training.optim import optimizer_cls_and_kwargs
 from t5lab.training.run_dir import prepare_output_dir
+from t5lab.training.tracking import TrackingCallback
 from t5lab.training.trainer import EpochToCollator, T5LabTrainer
 
 console = Console(stderr=True)
@@ -104,7 +105,7 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
         optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(
             training_args.t5lab_optim, training_args.learning_rate, training_args.weight_decay,
             (training_args.adam_beta1, training_args.adam_beta2), training_args.adam_epsilon),
-        callbacks=[EpochToCollator(collator)],
+        callbacks=[EpochToCollator(collator), TrackingCallback(config)],
     )
     if trainer.is_world_process_zero():
         n_params = sum(p.numel() for p in model.parameters())

@@ -1,0 +1,351 @@
+"""``t5lab sweep FILE``: run a sweep's trials with Optuna, on this machine or against a shared storage.
+
+The study lives in an Optuna storage: a SQLite file by default (``OUTPUT_DIR/optuna.db``), or any SQLAlchemy
+URL (PostgreSQL, MySQL) that several machines share. ``--workers K`` keeps K trials running at once, each a
+subprocess started from an argument list, in its own output dir ``OUTPUT_DIR/STUDY/trial-NNNN`` (its output
+in ``trial-NNNN.log``). ``--trials N`` is the size of the whole study, shared by every worker and every
+machine: rerunning the command resumes the study and runs only the trials still missing.
+
+A trial that crashes is recorded as failed and the sweep goes on. A trial interrupted (Ctrl-C, SIGTERM,
+e.g. a SLURM time limit) or whose worker died (Optuna's heartbeat) is queued again with the same
+parameters and resumes from its last checkpoint in the same output dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+import warnings
+from typing import Any, Callable, Sequence
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.exceptions import ExperimentalWarning
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+
+from t5lab.errors import ConfigError, UserError
+from t5lab.sweeps import wandb_yaml
+from t5lab.sweeps.trial import TrialFailed, check_metric, evaluations, expand_command, read_objective
+from t5lab.sweeps.wandb_yaml import SweepSpec
+
+console = Console(stderr=True, soft_wrap=True)
+DEFAULT_OUTPUT_DIR = Path("runs/sweeps")
+DEFAULT_TRIALS = 20
+POLL_SECONDS = 1.0  # how often a running trial's logged evaluations are read (for pruning)
+HEARTBEAT_SECONDS = 60  # a trial whose worker is silent for two of these is failed and queued again
+STOP_SECONDS = 15  # a stopped trial gets this long to exit after SIGTERM before SIGKILL
+MAX_RETRIES = 3
+
+
+def locations(spec: SweepSpec | None, output_dir: str | None, storage: str | None, study: str | None) -> tuple[Path, str, str | None]:
+    """The sweep's output root, storage URL and study name, from the flags, else the sweep file, else defaults.
+
+    A sweep file's ``output_dir`` parameter (a constant) is its output root.
+    """
+    root = Path(output_dir or (spec.fixed.get("output_dir") if spec else None) or DEFAULT_OUTPUT_DIR)
+    url = storage or f"sqlite:///{(root / 'optuna.db').resolve()}"
+    return root, url, study or (spec.name if spec else None)
+
+
+def study_folder(root: Path, study_name: str) -> Path:
+    """Where a study's trials write: ``ROOT/STUDY`` (the name made safe for a path)."""
+    return root / (re.sub(r"[^A-Za-z0-9_.-]+", "-", study_name).strip("-") or "sweep")
+
+
+def open_storage(url: str) -> RDBStorage:
+    """An Optuna RDB storage with heartbeats, so that trials of dead workers are failed and retried."""
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are stable in practice since Optuna 2.9
+            return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES))
+    except Exception as exc:  # SQLAlchemy's URL, driver and connection errors have no common base
+        raise ConfigError(f"--storage {url}: {str(exc).splitlines()[0]}") from None
+
+
+def _fingerprint(spec: SweepSpec) -> dict[str, Any]:
+    """What makes two sweep files the same study; JSON round-tripped as Optuna stores it."""
+    return json.loads(json.dumps({"method": spec.method, "metric": spec.metric_name, "goal": spec.goal,
+                                  "parameters": spec.parameters, "command": spec.command, "program": spec.program,
+                                  "early_terminate": spec.early_terminate}))
+
+
+def open_study(spec: SweepSpec, storage: RDBStorage, name: str, space: dict[str, BaseDistribution]) -> optuna.Study:
+    """Create the study, or load it when it exists; a study made from a different sweep is refused."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # TPE's constant_liar
+        study = optuna.create_study(storage=storage, study_name=name, direction=spec.goal, load_if_exists=True,
+                                    sampler=wandb_yaml.sampler(spec, space), pruner=wandb_yaml.pruner(spec))
+    saved, current = study.user_attrs.get("sweep"), _fingerprint(spec)
+    if saved is None:
+        study.set_user_attr("sweep", current)
+        study.set_user_attr("sweep_file", str(spec.path.resolve()))
+    elif saved != current:
+        differing = ", ".join(sorted(k for k in current if saved.get(k) != current[k]))
+        raise ConfigError(f"study '{name}' in {storage.url} was made from a different sweep (differs: {differing}); "
+                          "give another --study name or another --storage.")
+    return study
+
+
+def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    suggest = trial.suggest_float if isinstance(distribution, FloatDistribution) else trial.suggest_int
+    return suggest(name, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
+
+
+def worker_environments(workers: int) -> list[dict[str, str]]:
+    """Each worker's environment: its own GPU when there are GPUs, else a share of the CPU threads."""
+    if workers == 1:
+        return [dict(os.environ)]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = [d.strip() for d in visible.split(",") if d.strip()]
+    else:
+        import torch
+
+        gpus = [str(i) for i in range(torch.cuda.device_count())]
+    environments = []
+    for index in range(workers):
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+        else:  # K trainings on the same cores: without this each takes all of them and they thrash
+            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+        environments.append(env)
+    return environments
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    """Stop a trial and everything it started (launchers start more processes)."""
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, STOP_SECONDS), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _last_line(log: Path) -> str:
+    lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def _wait_for(threads: list[threading.Thread]) -> None:
+    # Polling, not join(): a join interrupted by Ctrl-C takes its thread for finished (CPython bpo-45274).
+    while any(thread.is_alive() for thread in threads):
+        time.sleep(0.2)
+
+
+class _Interrupted(Exception):
+    """The sweep is stopping (Ctrl-C or SIGTERM) while this trial runs."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(f"trial {number} interrupted")
+        self.number = number
+
+
+class SweepRunner:
+    """K workers sharing one study: each creates a trial while the study is short of ``trials``, runs it, repeats."""
+
+    def __init__(self, spec: SweepSpec, study: optuna.Study, space: dict[str, BaseDistribution], trial_root: Path,
+                 trials: int, workers: int, requeue: Callable[[optuna.Study, FrozenTrial], None]) -> None:
+        self.spec, self.study, self.space, self.trial_root, self.requeue = spec, study, space, trial_root, requeue
+        self.trials, self.workers = trials, workers
+        self.fixed = {k: v for k, v in spec.fixed.items() if k != "output_dir"}
+        self.environments = worker_environments(workers)
+        self.stopping = threading.Event()
+        self.errors: list[BaseException] = []
+        # Checking the budget and creating the trial happen under this lock, so this process never overshoots it
+        # (workers in other processes, e.g. a SLURM array, may add one when two finish at the same instant).
+        self._budget_lock = threading.Lock()
+        self._local = threading.local()
+
+    def run(self) -> None:
+        """Run the missing trials; Ctrl-C or SIGTERM stops them and queues them again for the next run."""
+        threads = [threading.Thread(target=self._worker, args=(i,), daemon=True) for i in range(self.workers)]
+        in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main_thread else None
+        try:
+            for thread in threads:
+                thread.start()
+            _wait_for(threads)
+        except KeyboardInterrupt:
+            console.print("Stopping: running trials are stopped and will resume when the sweep is run again.")
+            self.stopping.set()
+            _wait_for(threads)
+            raise
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
+        if self.errors:
+            raise self.errors[0]
+
+    def _may_start(self) -> bool:
+        trials = self.study.get_trials(deepcopy=False)
+        done = [t.value for t in trials if t.state == TrialState.COMPLETE]
+        if self.spec.target is not None and any(
+                v >= self.spec.target if self.spec.goal == "maximize" else v <= self.spec.target for v in done):
+            return False
+        if any(t.state == TrialState.WAITING for t in trials):
+            return True  # trials queued again after an interruption run first
+        retried = {t.system_attrs.get("failed_trial") for t in trials}  # a retry takes its original's place
+        return sum(t.number not in retried for t in trials) < self.trials
+
+    def _release_budget(self) -> None:
+        if getattr(self._local, "holds_budget", False):
+            self._local.holds_budget = False
+            self._budget_lock.release()
+
+    def _worker(self, index: int) -> None:
+        try:
+            while not self.stopping.is_set():
+                self._budget_lock.acquire()
+                self._local.holds_budget = True
+                try:
+                    if not self._may_start():
+                        return
+                    self.study.optimize(lambda trial: self._objective(index, trial), n_trials=1, catch=(TrialFailed,))
+                except _Interrupted as interrupted:
+                    trial = next(t for t in self.study.get_trials(deepcopy=False) if t.number == interrupted.number)
+                    self.requeue(self.study, trial)
+                finally:
+                    self._release_budget()
+        except BaseException as exc:  # reported by run(), in the main thread
+            self.errors.append(exc)
+            self.stopping.set()
+
+    def _objective(self, worker: int, trial: optuna.Trial) -> float:
+        self._release_budget()  # the trial exists: another worker may now create the next one
+        params = {name: _suggest(trial, name, distribution) for name, distribution in self.space.items()}
+        # A trial queued again after an interruption keeps its original's dir, and so resumes its checkpoint.
+        output_dir = Path(trial.user_attrs.get("output_dir") or self.trial_root / f"trial-{trial.number:04d}")
+        trial.set_user_attr("output_dir", str(output_dir))
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        argv = expand_command(self.spec.command, {**self.fixed, **params, "output_dir": str(output_dir)},
+                              self.spec.program, output_dir.with_name(f"{output_dir.name}.args.json"))
+        trial.set_user_attr("command", argv)
+        log = output_dir.with_name(f"{output_dir.name}.log")
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        console.print(f"trial {trial.number} started (worker {worker}): {shown}")
+        start = time.monotonic()
+        try:
+            code = self._run(trial, argv, self.environments[worker], log, output_dir)
+            if code != 0:
+                raise TrialFailed(f"exit code {code}: {_last_line(log)} (log: {log})")
+            value = read_objective(output_dir, self.spec.metric_name)
+        except TrialFailed as failure:
+            trial.set_user_attr("error", str(failure))
+            console.print(f"[red]trial {trial.number} failed[/]: {failure}", markup=True, highlight=False)
+            raise
+        except optuna.TrialPruned as pruned:
+            console.print(f"trial {trial.number} pruned: {pruned}")
+            raise
+        console.print(f"trial {trial.number} finished in {time.monotonic() - start:.1f} s: {self.spec.metric} = {value:.4g}")
+        return value
+
+    def _run(self, trial: optuna.Trial, argv: list[str], env: dict[str, str], log: Path, output_dir: Path) -> int:
+        """Run the trial's program, reporting each evaluation it logs to the pruner; its exit code."""
+        with log.open("a", encoding="utf-8") as out:  # "a": a resumed trial's log keeps its first part
+            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                       start_new_session=True)  # its own process group: Ctrl-C is ours to pass on
+        try:
+            reported = 0
+            while True:
+                try:
+                    code = process.wait(timeout=POLL_SECONDS)
+                except subprocess.TimeoutExpired:
+                    code = None
+                for value in evaluations(output_dir, self.spec.metric_name)[reported:]:
+                    reported += 1
+                    trial.report(value, reported)  # step = evaluations so far, W&B's hyperband "iteration"
+                    if code is None and trial.should_prune():
+                        raise optuna.TrialPruned(f"after {reported} evaluations, {self.spec.metric} = {value:.4g}")
+                if code is not None:
+                    return code
+                if self.stopping.is_set():
+                    raise _Interrupted(trial.number)
+        finally:
+            _terminate(process)
+
+
+def run_sweep(spec: SweepSpec, trials: int | None = None, workers: int = 1, storage: str | None = None,
+              study_name: str | None = None, output_dir: str | None = None) -> optuna.Study:
+    """Validate the sweep (metric included) before anything runs, then run its missing trials; returns the study."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}.")
+    space = wandb_yaml.search_space(spec)
+    if "output_dir" in space:
+        raise ConfigError("parameter 'output_dir' cannot be searched: each trial gets its own output dir.")
+    check_metric(spec)
+    root, url, name = locations(spec, output_dir, storage, study_name)
+    budget = trials or spec.run_cap or (wandb_yaml.grid_size(space) if spec.method == "grid" else DEFAULT_TRIALS)
+    if spec.method == "grid" and budget > wandb_yaml.grid_size(space):
+        console.print(f"The grid has {wandb_yaml.grid_size(space)} points; running no more trials than that.")
+        budget = wandb_yaml.grid_size(space)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's start and end are reported below
+    storage = open_storage(url)
+    study = open_study(spec, storage, name, space)
+    counted = len([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])
+    console.print(f"Sweep '{name}' ({spec.method}, {spec.goal} {spec.metric}): {counted} of {budget} trials in {url}; "
+                  f"{workers} worker(s); trial outputs in {study_folder(root, name)}")
+    # An interrupted trial is queued again the way Optuna queues the trial of a dead worker.
+    requeue = storage.get_heartbeat_stale_trial_callback()
+    SweepRunner(spec, study, space, study_folder(root, name), budget, workers, requeue).run()
+    return study
+
+
+def sweep_command(argv: Sequence[str]) -> int:
+    """``t5lab sweep FILE.yaml [...]``, ``t5lab sweep report [...]`` (and ``t5lab sweep trial``, run by W&B agents)."""
+    from t5lab.config import ArgumentParser
+
+    if argv and argv[0] == "report":
+        from t5lab.sweeps.report import report_command
+
+        return report_command(argv[1:])
+    if argv and argv[0] == "trial":
+        from t5lab.sweeps.wandb_backend import trial_command
+
+        return trial_command(argv[1:])
+    parser = ArgumentParser([], prog="t5lab sweep", description=(
+        "Run a hyperparameter sweep from a W&B sweep YAML (or t5lab's native form). "
+        "`t5lab sweep report [STUDY|FILE.yaml]` shows its results."))
+    parser.add_argument("file", help="The sweep YAML.")
+    parser.add_argument("--backend", choices=("optuna", "wandb"), default="optuna",
+                        help="optuna (default: local, no account) or wandb (a W&B sweep with local agents).")
+    parser.add_argument("--trials", type=int, help="Trials in the whole study (default: run_cap, the grid's size, or 20).")
+    parser.add_argument("--workers", type=int, default=1, help="Trials running at once on this machine (default 1).")
+    parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUTPUT_DIR/optuna.db).")
+    parser.add_argument("--study", help="Study name (default: the sweep's name, else the file's name).")
+    parser.add_argument("--output_dir", help=f"Where trials write (default: the output_dir parameter, else {DEFAULT_OUTPUT_DIR}).")
+    args = parser.parse_args(list(argv))
+    spec = wandb_yaml.load_sweep(args.file)
+    if args.trials is not None and args.trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {args.trials}.")
+    if args.backend == "wandb":
+        from t5lab.sweeps.wandb_backend import run_wandb_sweep
+
+        run_wandb_sweep(spec, args.trials, args.workers, args.output_dir)
+        return 0
+    from t5lab.sweeps.report import print_summary
+
+    study = run_sweep(spec, args.trials, args.workers, args.storage, args.study, args.output_dir)
+    print_summary(study)
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        raise UserError(f"no trial of study '{study.study_name}' completed; see the trial logs.")
+    return 0
