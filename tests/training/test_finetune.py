@@ -126,3 +126,13 @@ def test_tasks_command_lists_builtin_and_user_tasks(tmp_path, capsys):
     out = capsys.readouterr().out
     for name in ("glue/sst2", "glue/mnli", "superglue/boolq", "discoeval/SParxiv", "summarization/xsum", "mine/polarity"):
         assert name in out, name
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(tmp_path, shared_data, wiki_tokenizer_dir):
+    # with a zero learning rate the metric never improves after the first evaluation
+    code, out = _finetune(tmp_path, shared_data, wiki_tokenizer_dir, "stop", "--task", "glue/rte", "--max_steps", "60",
+                          "--learning_rate", "0", "--eval_steps", "2", "--save_steps", "2", "--early_stopping_patience", "2",
+                          "--max_eval_samples", "16")
+    assert code == 0
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 6  # evaluations at 2 (best), 4 and 6 (no improvement twice)

@@ -178,7 +178,8 @@ class FinetuneTrainer(T5LabTrainer):
                                   evaluation_set.task.label_words, self.args.per_device_eval_batch_size)
             return texts, loss
         # max_length counts the decoder start token, so this allows max_target_length generated tokens
-        output = self.predict(evaluation_set.dataset, metric_key_prefix="eval", max_length=args.max_target_length + 1,
+        limit = self.args.generation_max_length or args.max_target_length
+        output = self.predict(evaluation_set.dataset, metric_key_prefix="eval", max_length=limit + 1,
                               num_beams=args.num_beams, length_penalty=args.length_penalty)
         loss = {"loss": output.metrics["eval_loss"]} if "eval_loss" in output.metrics else {}
         return decode(self.processing_class, output.predictions), loss
