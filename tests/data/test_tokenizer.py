@@ -49,3 +49,11 @@ def test_tokenizer_without_sentinels_is_rejected(wiki_tokenizer_dir, tmp_path):
 def test_too_small_vocab_is_a_clear_error(wikitext_file):
     with pytest.raises(ConfigError, match="too few pieces"):
         train_tokenizer(["some text"], vocab_size=150, num_sentinels=100)
+
+
+def test_rare_ascii_survives_a_round_trip(wiki_tokenizer_dir):
+    tokenizer = AutoTokenizer.from_pretrained(wiki_tokenizer_dir)
+    for word in ("not_entailment", "not_equivalent", "x^2 {a} ~b|c"):
+        ids = tokenizer(word)["input_ids"]
+        assert tokenizer.unk_token_id not in ids
+        assert tokenizer.decode(ids, skip_special_tokens=True) == word

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import string
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -22,6 +23,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Tokenizer
 from t5lab.errors import ConfigError
 
 SPECIAL_PIECES = ("<pad>", "</s>", "<unk>")
+REQUIRED_CHARS = "".join(c for c in string.printable if not c.isspace())
 
 
 def _nonempty_lines(texts: Iterable[str], limit: int) -> Iterator[str]:
@@ -63,6 +65,9 @@ def train_tokenizer(
             eos_piece="</s>",
             unk_piece="<unk>",
             character_coverage=0.9995,
+            # Rare ASCII (e.g. "_" in label words such as not_entailment) must not become <unk>, which
+            # decoding drops: a generated label would never parse back.
+            required_chars=REQUIRED_CHARS,
             normalization_rule_name="nmt_nfkc",
             max_sentence_length=16384,
             num_threads=os.cpu_count() or 1,

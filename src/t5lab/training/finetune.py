@@ -235,6 +235,11 @@ def _build(model_args: ModelArguments, task_args: TaskArguments, tasks: list[Tas
     if not name:
         raise ConfigError("give --model_name_or_path (a checkpoint) or --tokenizer_name with --config_name (a new model).")
     tokenizer = load_tokenizer(name, model_args.cache_dir, model_args.model_revision, model_args.trust_remote_code)
+    for task in tasks:
+        lost = [w for w in task.label_words if decode(tokenizer, [tokenizer(w)["input_ids"]])[0] != w]
+        if lost:
+            console.print(f"[yellow]Warning: the tokenizer cannot spell label word(s) {lost} of {task.name} (they decode differently); "
+                          "generation can never produce them, use --eval_mode rank or a tokenizer that covers them.[/]")
     splits = {task.name: load_examples(task, task_args, roles, model_args.cache_dir) for task in tasks}
     model = build_model(tokenizer, model_args.model_name_or_path, model_args.config_name, model_args.cache_dir,
                         model_args.model_revision, model_args.trust_remote_code)
