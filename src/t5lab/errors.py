@@ -22,3 +22,8 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A missing, empty or malformed data source."""
+
+
+# Exit code of a run that saved a checkpoint and stopped on SIGTERM/SIGUSR1 (preemption): the SLURM
+# templates requeue the job on it. 75 is EX_TEMPFAIL in sysexits.h: "try again later".
+PREEMPTED_EXIT_CODE = 75
