@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bare = [i for i, a in enumerate(args) if a == "--debug" and (i + 1 == len(args) or args[i + 1].startswith("-") or i == 0)]
     debug = bool(bare)
     args = [a for i, a in enumerate(args) if i not in bare]
+    # The deepspeed launcher puts --local_rank=N before the script's own arguments; LOCAL_RANK carries it too.
+    while args and args[0].startswith("--local_rank="):
+        args.pop(0)
     usage = USAGE.format(commands="\n".join(f"  {name:<11}{text}" for name, (_, text) in COMMANDS.items()))
     if not args or args[0] in ("-h", "--help"):
         print(usage)

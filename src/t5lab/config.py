@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -162,11 +164,30 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
             self.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns every epoch otherwise
             if self.bf16:
                 self.use_cpu = True  # the Trainer accepts bf16 autocast on CPU only when told it is on CPU
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.deepspeed:
+                # Without it, launched CPU processes each train alone: accelerate opens the process group but
+                # neither wraps the model in DDP nor gathers the logged loss.
+                self.use_cpu = True
         if self.optim in EXTRA_OPTIMIZERS:
             self.optim = "adamw_torch"  # the Trainer validates the name; the real optimizer is passed in later
+        # Recorded as given (a shipped name or the user's path); the Trainer gets the checked config itself.
+        self.t5lab_deepspeed = self.deepspeed if isinstance(self.deepspeed, str) else None
+        if self.t5lab_deepspeed:
+            from t5lab.launch.configs import load_deepspeed_config
+
+            self.deepspeed = load_deepspeed_config(self.t5lab_deepspeed, self.t5lab_optim)
         if isinstance(self.report_to, str) and "," in self.report_to:
             self.report_to = [name.strip() for name in self.report_to.split(",") if name.strip()]
         super().__post_init__()
+
+    @cached_property
+    def _setup_devices(self) -> torch.device:
+        if self.deepspeed:
+            from t5lab.launch.configs import start_deepspeed_on_cpu
+
+            if start_deepspeed_on_cpu(self.ddp_backend or "gloo", self.ddp_timeout):
+                self.accelerator_config.use_configured_state = True
+        return super()._setup_devices
 
 
 _T5LAB_TRAINING_FIELDS = {"output_dir", "overwrite_output_dir", "report_to", "plot_loss"}
@@ -291,6 +312,8 @@ def effective_config(instances: Sequence[Any]) -> dict[str, Any]:
                 config[f.name] = value
         if isinstance(instance, T5LabTrainingArguments):
             config["optim"] = instance.t5lab_optim
+            if instance.t5lab_deepspeed:
+                config["deepspeed"] = instance.t5lab_deepspeed
     return config
 
 
