@@ -1,16 +1,41 @@
-"""The Trainer used by every recipe: the stock Seq2SeqTrainer plus a tokens/s figure in its logs."""
+"""The Trainer used by every recipe: the stock Seq2SeqTrainer plus a tokens/s figure in its logs, atomic
+checkpoints, preemption handling and a policy for non-finite steps (see :mod:`t5lab.training.checkpointing`)."""
 
 from __future__ import annotations
 
+import errno
+import json
+import os
+import shutil
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import Seq2SeqTrainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+from t5lab.training.checkpointing import (
+    CheckpointWriteError,
+    NonFiniteError,
+    PreemptionHandler,
+    Preempted,
+    check_checkpoint_matches_model,
+    commit_checkpoint,
+    fault_steps,
+    find_resumable_checkpoint,
+    staging_root,
+)
+
+# Written into each checkpoint: counters of t5lab's own that a resumed run continues from.
+T5LAB_STATE_FILE = "t5lab_state.json"
 
 
 class T5LabTrainer(Seq2SeqTrainer):
-    """Seq2SeqTrainer that logs ``tokens_per_second``: non-pad input + target tokens, all processes."""
+    """Seq2SeqTrainer that logs ``tokens_per_second`` (non-pad input + target tokens, all processes), writes
+    checkpoints atomically, stops cleanly on SIGTERM/SIGUSR1 and applies ``--on_nonfinite``."""
 
     def __init__(self, *args: Any, optimizer_cls_and_kwargs: tuple | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -18,11 +43,75 @@ class T5LabTrainer(Seq2SeqTrainer):
         self.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs
         self._tokens_since_log: torch.Tensor | int = 0
         self._last_log_time = time.perf_counter()
+        self.nonfinite_skipped = 0
+        self._step_loss_finite: torch.Tensor | bool = True
+        self._poisoned_steps = fault_steps()
+        self._preemption = PreemptionHandler()
+        self.preempted_by: str | None = None
+        self._staging_root: Path | None = None
+        self._saves = 0
+        self.add_callback(_ReliabilityCallback(self))
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
+        if isinstance(resume_from_checkpoint, str):
+            check_checkpoint_matches_model(resume_from_checkpoint, self.model.config)
+            state_file = Path(resume_from_checkpoint) / T5LAB_STATE_FILE
+            if state_file.is_file():
+                self.nonfinite_skipped = json.loads(state_file.read_text(encoding="utf-8")).get("nonfinite_skipped", 0)
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread:  # signal handlers can only be set there
+            self._preemption.install()
+        try:
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        finally:
+            if in_main_thread:
+                self._preemption.restore()
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self._poisoned_steps and model.training and self.state.global_step + 1 in self._poisoned_steps:
+            poison = float("nan")  # T5LAB_FAULT_NONFINITE_STEPS test hook: NaN loss, hence NaN gradients
+            result = (result[0] * poison, *result[1:]) if return_outputs else result * poison
+        return result
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         # Kept as a tensor: converting here would force a device sync every step.
         self._tokens_since_log = self._tokens_since_log + inputs["attention_mask"].sum() + (inputs["labels"] != -100).sum()
-        return super().training_step(model, inputs, num_items_in_batch)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._step_loss_finite = torch.isfinite(loss).all() & self._step_loss_finite
+        return loss
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        # Called once per optimizer step, after backward and clipping and before optimizer.step(): the one
+        # place where a bad update can still be dropped and where every process can agree on stopping.
+        grad_norm = super()._get_grad_norm(model, grad_norm)
+        nonfinite = not bool(torch.isfinite(torch.as_tensor(grad_norm)).all() & torch.as_tensor(self._step_loss_finite).cpu())
+        self._step_loss_finite = True
+        flags = [nonfinite, self._preemption.signal_name is not None]
+        if self.args.world_size > 1:
+            agreed = torch.tensor(flags, dtype=torch.int32, device=self.args.device)
+            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
+            flags = [bool(v) for v in agreed.tolist()]
+        nonfinite, preempted = flags
+        if preempted and self.preempted_by is None:
+            self.preempted_by = self._preemption.signal_name or "a preemption signal on another process"
+        if nonfinite:
+            self._handle_nonfinite(model, grad_norm)
+        return grad_norm
+
+    def _handle_nonfinite(self, model, grad_norm) -> None:
+        step = self.state.global_step + 1
+        if getattr(self.args, "on_nonfinite", "stop") == "skip":
+            # Optimizers leave parameters without a gradient untouched (no moment update): the step is dropped.
+            model.zero_grad(set_to_none=True)
+            self.nonfinite_skipped += 1
+            return
+        last, _ = find_resumable_checkpoint(self.args.output_dir) if Path(self.args.output_dir).is_dir() else (None, [])
+        raise NonFiniteError(
+            f"non-finite loss or gradient norm ({float(grad_norm):g}) at step {step}; the last good checkpoint is "
+            f"{last or 'none (no checkpoint saved yet)'}. Lower --learning_rate, set --max_grad_norm, or pass "
+            "--on_nonfinite skip to drop such steps; rerunning resumes from that checkpoint."
+        )
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
@@ -30,7 +119,74 @@ class T5LabTrainer(Seq2SeqTrainer):
             tokens = float(self._tokens_since_log) * self.args.world_size
             logs["tokens_per_second"] = round(tokens / max(now - self._last_log_time, 1e-9), 1)
             self._tokens_since_log, self._last_log_time = 0, now
+        if self.nonfinite_skipped and ("loss" in logs or "train_runtime" in logs):
+            logs["nonfinite_skipped"] = self.nonfinite_skipped
         super().log(logs, start_time)
+
+    def _get_output_dir(self, trial) -> str:
+        # While a checkpoint is being saved, the Trainer's writes go to the staging folder.
+        return str(self._staging_root) if self._staging_root is not None else super()._get_output_dir(trial)
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        if os.environ.get("T5LAB_FAULT_SAVE_ENOSPC") == str(self._saves):  # test hook: disk full mid-save
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(output_dir, "optimizer.pt"))
+        super()._save_optimizer_and_scheduler(output_dir)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        run_dir = Path(super()._get_output_dir(trial))
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staged = staging_root(run_dir) / name
+        self._saves += 1
+        self._staging_root = staged.parent
+        try:
+            super()._save_checkpoint(model, trial)
+            if self.args.should_save:
+                (staged / T5LAB_STATE_FILE).write_text(json.dumps({"nonfinite_skipped": self.nonfinite_skipped}) + "\n",
+                                                      encoding="utf-8")
+        except (OSError, RuntimeError, SafetensorError) as exc:
+            if self.args.should_save:
+                shutil.rmtree(staged, ignore_errors=True)
+            last, _ = find_resumable_checkpoint(run_dir)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointWriteError(
+                f"could not write {name} in {run_dir} ({reason}); the previous checkpoint "
+                f"{last or '(none)'} is intact. Free disk space or fix permissions, then rerun the same command to resume."
+            ) from exc
+        finally:
+            self._staging_root = None
+        if delay := os.environ.get("T5LAB_FAULT_SAVE_DELAY"):  # test hook: a slow save that a test can kill
+            time.sleep(float(delay))
+        self.accelerator.wait_for_everyone()  # every process has written its RNG state
+        if self.state.best_global_step:  # the Trainer pointed at the staging copy; point at the final folder
+            best = run_dir / f"{PREFIX_CHECKPOINT_DIR}-{self.state.best_global_step}"
+            if self.state.best_global_step == self.state.global_step or best.is_dir():
+                self.state.best_model_checkpoint = str(best)
+        if self.args.should_save:
+            self.state.save_to_json(str(staged / "trainer_state.json"))
+            commit_checkpoint(staged, run_dir / name)
+            rotate_checkpoints(str(run_dir), self.args.save_total_limit, self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()  # nobody stops before the checkpoint is in place
+
+
+class _ReliabilityCallback(TrainerCallback):
+    """Turn a preemption signal into a checkpoint at this step's end, then stop with :class:`Preempted`."""
+
+    def __init__(self, trainer: T5LabTrainer) -> None:
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        signal_name = self.trainer._preemption.signal_name
+        if signal_name and args.world_size == 1:  # one process needs no agreement: act at this very step
+            self.trainer.preempted_by = signal_name
+        if self.trainer.preempted_by:
+            control.should_save, control.should_training_stop, control.should_evaluate = True, True, False
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.trainer.preempted_by:
+            checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            raise Preempted(f"stopped by {self.trainer.preempted_by} at step {state.global_step} after saving {checkpoint}; "
+                            "rerun the same command to resume from it.")
 
 
 class EpochToCollator(TrainerCallback):

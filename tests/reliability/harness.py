@@ -1,0 +1,92 @@
+"""Harness of the reliability tests: tiny runs started as real processes, killed with real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file
+
+TINY_PRETRAIN = ["--config_name", "t5-tiny", "--input_length", "64", "--per_device_train_batch_size", "4",
+                 "--logging_steps", "1", "--save_steps", "3", "--max_steps", "12", "--report_to", "none", "--seed", "1",
+                 "--validation_split_percentage", "0", "--plot_loss", "false", "--dataloader_num_workers", "0"]
+
+
+def pretrain_args(corpus: Path, tokenizer_dir: Path, output_dir: Path, *extra: str) -> list[str]:
+    """Arguments of a 12-step t5-tiny pre-training that logs every step and checkpoints every 3."""
+    return ["pretrain", "--train_file", str(corpus), "--tokenizer_name", str(tokenizer_dir), *TINY_PRETRAIN,
+            "--output_dir", str(output_dir), *extra]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The test's environment for a child run, one thread per process (2 cores, sometimes 2 processes)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def start(argv: list[str], env: dict[str, str] | None = None, launcher: list[str] | None = None) -> subprocess.Popen:
+    """Start ``t5lab ARGV`` (under ``launcher`` if given) in its own process group, output captured."""
+    command = (launcher or [sys.executable, "-m"]) + ["t5lab", *argv]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env or child_env(), start_new_session=True)
+
+
+def wait_for(process: subprocess.Popen, condition: Callable[[], bool], timeout: float = 300) -> None:
+    """Poll until ``condition`` holds; fail if the process ends first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"run ended (code {process.returncode}) before the kill point:\n{process.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            kill_group(process, signal.SIGKILL)
+            raise AssertionError("kill point not reached in time")
+        time.sleep(0.02)
+
+
+def kill_group(process: subprocess.Popen, signum: int = signal.SIGKILL) -> str:
+    """Send ``signum`` to the run's whole process group (a node failure or a scheduler's signal); its output."""
+    os.killpg(process.pid, signum)
+    output, _ = process.communicate(timeout=300)
+    return output
+
+
+def logged_steps(output_dir: Path) -> list[int]:
+    """Steps that have a training-loss line in metrics.jsonl so far."""
+    path = output_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    steps = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "loss" in row:
+            steps.append(row["step"])
+    return steps
+
+
+def training_logs(output_dir: Path) -> list[tuple[int, float, float, float]]:
+    """(step, loss, grad_norm, learning_rate) of every logged training step in the final trainer state."""
+    history = json.loads((output_dir / "trainer_state.json").read_text(encoding="utf-8"))["log_history"]
+    return [(h["step"], h["loss"], h["grad_norm"], h["learning_rate"]) for h in history if "loss" in h]
+
+
+def max_weight_difference(a: Path, b: Path) -> float:
+    """Largest absolute difference between two saved models' tensors (0.0 means bitwise equal)."""
+    first, second = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert first.keys() == second.keys()
+    return max(float((first[k].double() - second[k].double()).abs().max()) for k in first)
+
+
+def assert_identical_runs(reference: Path, resumed: Path) -> None:
+    """Every logged loss, gradient norm and learning rate, and every final weight, bitwise equal."""
+    assert training_logs(resumed) == training_logs(reference)
+    first, second = load_file(str(reference / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert all(torch.equal(first[k], second[k]) for k in first), max_weight_difference(reference, resumed)
