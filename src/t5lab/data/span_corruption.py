@@ -93,9 +93,17 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finalizer, elementwise on uint64 (wrapping arithmetic): a fast counter-based hash."""
     with np.errstate(over="ignore"):  # wrapping is the point; numpy warns only for scalars
         z = x + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+        if z.ndim == 0:
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            return z ^ (z >> np.uint64(31))
+        # In place on one temporary: the hash runs over every token of a batch, allocation dominates.
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+        return z
 
 
 def row_keys(tokens: np.ndarray, seed: int, epoch: int = 0) -> np.ndarray:
@@ -107,11 +115,10 @@ def row_keys(tokens: np.ndarray, seed: int, epoch: int = 0) -> np.ndarray:
     return _splitmix64(content ^ salt)
 
 
-def _uniforms(keys: np.ndarray, count: int, stream: int) -> np.ndarray:
-    """[rows, count] uniform floats in [0, 1), a deterministic function of each row's key."""
+def _random_bits(keys: np.ndarray, count: int, stream: int) -> np.ndarray:
+    """[rows, count] random uint64 values, a deterministic function of each row's key."""
     counters = np.arange(count, dtype=np.uint64) + np.uint64(stream << 40)
-    bits = _splitmix64(keys[:, None] ^ _splitmix64(counters)[None, :])
-    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return _splitmix64(keys[:, None] ^ _splitmix64(counters)[None, :])
 
 
 def _random_segmentation(keys: np.ndarray, num_items: int, num_segments: int, stream: int) -> np.ndarray:
@@ -120,7 +127,7 @@ def _random_segmentation(keys: np.ndarray, num_items: int, num_segments: int, st
     if num_segments == 1:
         return np.full((batch, 1), num_items, dtype=np.int64)
     # Choose num_segments - 1 distinct cut points among the num_items - 1 gaps, independently per row.
-    scores = _uniforms(keys, num_items - 1, stream)
+    scores = _random_bits(keys, num_items - 1, stream)
     cuts = np.argpartition(scores, num_segments - 2, axis=1)[:, : num_segments - 1] + 1
     cuts.sort(axis=1)
     edges = np.concatenate(
@@ -137,10 +144,10 @@ def random_spans_noise_mask(keys: np.ndarray, lengths: CorruptionLengths) -> np.
     nonnoise_span_lengths = _random_segmentation(keys, length - noise, spans, stream=2)
     interleaved = np.stack([nonnoise_span_lengths, noise_span_lengths], axis=2).reshape(batch, 2 * spans)
     span_starts = np.cumsum(interleaved, axis=1)[:, :-1]
-    start_indicator = np.zeros((batch, length), dtype=np.int64)
+    start_indicator = np.zeros((batch, length), dtype=np.uint8)
     np.put_along_axis(start_indicator, span_starts, 1, axis=1)
-    span_number = np.cumsum(start_indicator, axis=1)
-    return (span_number % 2) == 1
+    # Noise spans are the odd-numbered ones: the running parity of span starts, in bytes.
+    return np.bitwise_xor.accumulate(start_indicator, axis=1).view(bool)
 
 
 def _to_sentinels(tokens: np.ndarray, mask: np.ndarray, sentinel_ids: np.ndarray, eos_id: int) -> np.ndarray:
@@ -148,8 +155,10 @@ def _to_sentinels(tokens: np.ndarray, mask: np.ndarray, sentinel_ids: np.ndarray
     previous = np.zeros_like(mask)
     previous[:, 1:] = mask[:, :-1]
     span_start = mask & ~previous
-    span_index = np.cumsum(span_start, axis=1) - 1
-    with_sentinels = np.where(span_start, sentinel_ids[np.clip(span_index, 0, None)], tokens)
+    # Every row has the same number of spans, so the k-th start of each row (row-major order) gets sentinel k.
+    starts = np.flatnonzero(span_start)
+    with_sentinels = tokens.copy()
+    with_sentinels.flat[starts] = np.tile(sentinel_ids[: starts.size // tokens.shape[0]], tokens.shape[0])
     keep = ~mask | span_start
     kept = with_sentinels[keep].reshape(tokens.shape[0], -1)  # same count per row by construction
     eos = np.full((tokens.shape[0], 1), eos_id, dtype=tokens.dtype)
