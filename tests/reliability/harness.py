@@ -49,9 +49,30 @@ def wait_for(process: subprocess.Popen, condition: Callable[[], bool], timeout: 
         time.sleep(0.02)
 
 
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process just ended
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        below = children.get(queue.pop(), [])
+        found += below
+        queue += below
+    return found
+
+
 def kill_group(process: subprocess.Popen, signum: int = signal.SIGKILL) -> str:
-    """Send ``signum`` to the run's whole process group (a node failure or a scheduler's signal); its output."""
-    os.killpg(process.pid, signum)
+    """Send ``signum`` to the run and every process under it (torchrun puts its workers in their own
+    sessions), as a node failure or a scheduler does; returns the run's output."""
+    for pid in [process.pid, *_descendants(process.pid)]:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
     output, _ = process.communicate(timeout=300)
     return output
 
@@ -70,6 +91,13 @@ def logged_steps(output_dir: Path) -> list[int]:
         if "loss" in row:
             steps.append(row["step"])
     return steps
+
+
+def resumed_from_a_checkpoint(output_dir: Path, killed_at: float) -> bool:
+    """Whether the rerun kept the first steps logged before the kill (a resume), rather than redoing them."""
+    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    first_step = [row for row in rows if row.get("step") == 1 and "loss" in row]
+    return len(first_step) == 1 and first_step[0]["time"] < killed_at
 
 
 def training_logs(output_dir: Path) -> list[tuple[int, float, float, float]]:

@@ -8,6 +8,7 @@ bitwise equal to those of a run that was never interrupted (CPU, same thread cou
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
@@ -17,6 +18,7 @@ from harness import (
     kill_group,
     logged_steps,
     pretrain_args,
+    resumed_from_a_checkpoint,
     start,
     wait_for,
 )
@@ -43,7 +45,7 @@ def reference(tmp_path_factory, small_corpus, wiki_tokenizer_dir):
     return out
 
 
-@pytest.mark.parametrize("kill_point", ["after step 4", "while saving checkpoint-6", "after step 11"])
+@pytest.mark.parametrize("kill_point", ["after step 4", "while saving checkpoint-6", "after step 11", "after checkpoint-12"])
 def test_pretraining_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, small_corpus, wiki_tokenizer_dir, reference, kill_point):
     out = tmp_path / "run"
     argv = pretrain_args(small_corpus, wiki_tokenizer_dir, out)
@@ -51,12 +53,16 @@ def test_pretraining_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, sma
         # The test hook holds the save after every file is written and before the checkpoint is committed.
         process = start(argv, child_env(T5LAB_FAULT_SAVE_DELAY="5"))
         wait_for(process, lambda: (out / ".incomplete" / "checkpoint-6" / "trainer_state.json").is_file())
+    elif kill_point == "after checkpoint-12":  # the last one: the rerun must only finish, not train a step 13
+        process = start(argv)
+        wait_for(process, lambda: (out / "checkpoint-12").is_dir())
     else:
         process = start(argv)
         step = int(kill_point.split()[-1])
         wait_for(process, lambda: step in logged_steps(out))
     kill_group(process)
-    assert not (out / "model.safetensors").exists()  # really killed before the end
+    if kill_point != "after checkpoint-12":
+        assert not (out / "model.safetensors").exists()  # really killed before the end
 
     output = _run(argv)
     if kill_point.startswith("while saving"):
@@ -82,7 +88,9 @@ def test_finetuning_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, shar
     process = start(argv(out))
     wait_for(process, lambda: 5 in logged_steps(out))
     kill_group(process)
-    assert _resumed_from(_run(argv(out)))
+    killed_at = time.time()
+    _run(argv(out))
+    assert resumed_from_a_checkpoint(out, killed_at)
     assert_identical_runs(tmp_path / "reference", out)
 
 
@@ -95,5 +103,7 @@ def test_two_process_ddp_killed_and_rerun_matches_an_uninterrupted_run(tmp_path,
     process = start(argv, launcher=torchrun)
     wait_for(process, lambda: 5 in logged_steps(out))
     kill_group(process)
+    killed_at = time.time()
     assert _resumed_from(_run(argv, launcher=torchrun))
+    assert resumed_from_a_checkpoint(out, killed_at)
     assert_identical_runs(tmp_path / "reference", out)

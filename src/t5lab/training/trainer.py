@@ -67,6 +67,14 @@ class T5LabTrainer(Seq2SeqTrainer):
             if in_main_thread:
                 self._preemption.restore()
 
+    def _run_epoch(self, *args: Any, **kwargs: Any) -> None:
+        # Resuming from a checkpoint taken at max_steps (a run killed while writing its final outputs), the
+        # Trainer would train one step more before checking the limit; the rerun must only finish the run.
+        if 0 < self.state.max_steps <= self.state.global_step:
+            self.control.should_training_stop = True
+            return
+        super()._run_epoch(*args, **kwargs)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if self._poisoned_steps and model.training and self.state.global_step + 1 in self._poisoned_steps:
