@@ -83,8 +83,11 @@ def pretrain_with_snapshots(args: argparse.Namespace, out: Path) -> list[dict]:
             if process.poll() is not None:
                 raise SystemExit(f"pre-training exited with code {process.returncode}; see {out / 'pretrain.log'}")
             checkpoint = latest_checkpoint(run_dir)
-            if checkpoint is None:
-                raise SystemExit(f"no checkpoint after {minutes} min: lower --save_steps")
+            while checkpoint is None:  # slower than one checkpoint per budget: take the first one
+                if process.poll() is not None:
+                    raise SystemExit(f"pre-training exited with code {process.returncode}; see {out / 'pretrain.log'}")
+                time.sleep(5)
+                checkpoint = latest_checkpoint(run_dir)
             target = out / f"pretrained-{minutes:g}min"
             snapshot(checkpoint, target)
             state = json.loads((checkpoint / "trainer_state.json").read_text())
@@ -169,7 +172,7 @@ def main() -> None:
     parser.add_argument("--pretrain_config", default="configs/quickstart.yaml", help="pre-training recipe (tokenizer, lengths, lr)")
     parser.add_argument("--corpus", default=f"{data}/corpus/wikitext-2-raw/wiki.test.raw,{data}/corpus/tinyshakespeare/input.txt")
     parser.add_argument("--glue_dir", default=f"{data}/glue")
-    parser.add_argument("--save_steps", type=int, default=100, help="checkpoint interval: the snapshot resolution")
+    parser.add_argument("--save_steps", type=int, default=25, help="checkpoint interval: the snapshot resolution")
     parser.add_argument("--finetune_steps", type=int, default=300)
     parser.add_argument("--finetune_lr", type=float, default=1e-3)
     parser.add_argument("--out", default="runs/study-pretrain-vs-scratch")

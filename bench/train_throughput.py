@@ -1,0 +1,224 @@
+"""Pre-training speed, side by side: t5lab's pipeline against the seed-style baseline, and variants.
+
+Every configuration trains the same model on the same corpus (WikiText-2 raw, test split) for a few steps
+in its own process, with the HF Trainer; configurations alternate over repeats (the machine is shared and
+noisy) and the report gives medians. For each run it records:
+
+- useful tokens/s: non-pad encoder inputs + non-pad (label != -100) targets per second of training;
+- MFU: model FLOPs of the shapes processed (``common.t5_training_flops``) per second, divided by the
+  torch.matmul peak measured in the same process just before training, in the same precision and threads;
+- data wait: the share of step time spent between steps (fetching and collating the next batch);
+- peak RSS of the process.
+
+    python bench/train_throughput.py --out bench/results/train_throughput.json            # the main table
+    python bench/train_throughput.py --suite experiments --out bench/results/train_experiments.json
+
+Configurations are strings ``pipeline:preset:precision[:option=value...]``; options: threads, procs (via
+torchrun, gloo), optim, attn (sdpa/eager), workers (dataloader workers), compile (torch.compile), batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+SUITES = {
+    "main": ["ours:t5-tiny:fp32", "seed:t5-tiny:fp32", "ours:t5-tiny:bf16", "seed:t5-tiny:bf16",
+             "ours:t5-small:fp32", "seed:t5-small:fp32", "ours:t5-small:bf16", "seed:t5-small:bf16"],
+    "experiments": ["ours:t5-small:fp32", "ours:t5-small:bf16", "ours:t5-small:fp32:attn=eager",
+                    "ours:t5-small:fp32:optim=adamw_torch_fused", "ours:t5-small:fp32:threads=1:procs=2", "ours:t5-small:fp32:workers=1",
+                    "ours:t5-small:fp32:compile=1"],
+}
+
+
+def parse_config(spec: str) -> dict:
+    pipeline, preset, precision, *options = spec.split(":")
+    config = {"spec": spec, "pipeline": pipeline, "preset": preset, "precision": precision, "threads": 2, "procs": 1,
+              "optim": "adamw_torch", "attn": "sdpa", "workers": 0, "compile": 0, "batch": None}
+    for option in options:
+        key, value = option.split("=")
+        config[key] = value if key in ("optim", "attn") else int(value)
+    if pipeline == "seed" and "optim" not in spec:
+        config["optim"] = "trainer_default"
+    return config
+
+
+def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int, result_path: str) -> None:
+    """Train one configuration for ``steps`` steps and write its measurements (rank 0) to ``result_path``."""
+    import torch
+
+    torch.set_num_threads(config["threads"])
+    from baselines.seed_style import SeedStyleCollator, tokenize_lines
+    from common import corpus_lines, machine, matmul_peak_flops, peak_rss_mib, t5_training_flops
+    from datasets import Dataset, disable_progress_bars
+    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+
+    from t5lab.config import T5LabTrainingArguments
+    from t5lab.data.collators import SpanCorruptionCollator
+    from t5lab.data.packing import pack
+    from t5lab.data.span_corruption import compute_lengths
+    from t5lab.data.tokenizer import load_tokenizer, sentinel_ids
+    from t5lab.models.presets import build_model
+    from t5lab.training.trainer import T5LabTrainer
+
+    disable_progress_bars()
+    dtype = torch.bfloat16 if config["precision"] == "bf16" else torch.float32
+    peak = matmul_peak_flops(dtype)
+    tokenizer = load_tokenizer(tokenizer_dir)
+    lines = corpus_lines()
+    model = build_model(tokenizer, config_name=config["preset"])
+    model.config._attn_implementation = config["attn"]
+    common_args = dict(per_device_train_batch_size=batch, max_steps=steps, report_to="none", save_strategy="no",
+                       logging_steps=10_000, disable_tqdm=True, bf16=config["precision"] == "bf16", use_cpu=True,
+                       dataloader_num_workers=config["workers"], torch_compile=bool(config["compile"]), seed=0,
+                       learning_rate=1e-3)
+    out = tempfile.mkdtemp()
+    if config["pipeline"] == "ours":
+        lengths = compute_lengths(512)
+        train = pack(Dataset.from_dict({"text": lines}), tokenizer, lengths.raw_length).with_format("numpy")
+        collator = SpanCorruptionCollator(lengths, sentinel_ids(tokenizer), tokenizer.eos_token_id, model.config.decoder_start_token_id)
+        args = T5LabTrainingArguments(output_dir=out, optim=config["optim"], **common_args)
+        trainer_cls = T5LabTrainer
+    else:
+        train = tokenize_lines(tokenizer, lines, 512, batch_size=batch)
+        collator = SeedStyleCollator(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        extra = {} if config["optim"] == "trainer_default" else {"optim": config["optim"]}
+        args = Seq2SeqTrainingArguments(output_dir=out, **common_args, **extra)
+        trainer_cls = Seq2SeqTrainer
+
+    record = {"begin": [], "end": [], "useful": [], "shapes": []}
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            record["begin"].append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kwargs):
+            record["end"].append(time.perf_counter())
+
+    class Measured(trainer_cls):
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            record["useful"].append(int((inputs["input_ids"] != tokenizer.pad_token_id).sum() + (inputs["labels"] != -100).sum()))
+            record["shapes"].append((inputs["input_ids"].shape[0], inputs["input_ids"].shape[1], inputs["labels"].shape[1]))
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    trainer = Measured(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[Timer()])
+    trainer.train()
+    if not trainer.is_world_process_zero():
+        return
+    world = trainer.args.world_size
+    begin, end = record["begin"][warmup:], record["end"][warmup:]
+    wall = end[-1] - begin[0]
+    data_wait = sum(b - e for e, b in zip(end[:-1], begin[1:]))
+    useful = sum(record["useful"][warmup:]) * world
+    flops = sum(t5_training_flops(model.config, *shape) for shape in record["shapes"][warmup:]) * world
+    processed = sum(b * (i + t) for b, i, t in record["shapes"][warmup:]) * world
+    n_params = sum(p.numel() for p in model.parameters())
+    Path(result_path).write_text(json.dumps({
+        **config, "batch": batch, "world_size": world, "params": n_params, "measured_steps": len(begin),
+        "step_seconds": wall / len(begin), "useful_tokens_per_second": useful / wall,
+        "processed_tokens_per_second": processed / wall, "useful_share": useful / processed,
+        "achieved_flops": flops / wall, "matmul_peak_flops": peak * world, "mfu": flops / wall / (peak * world),
+        "data_wait_share": data_wait / wall, "peak_rss_mib": peak_rss_mib(), "machine": machine(),
+    }))
+
+
+def run_config(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int) -> dict | None:
+    with tempfile.NamedTemporaryFile(suffix=".json") as result:
+        payload = json.dumps(config)
+        env = dict(os.environ, OMP_NUM_THREADS=str(config["threads"]), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+        worker_args = [str(HERE / "train_throughput.py"), "--worker", payload, "--tokenizer_dir", tokenizer_dir,
+                       "--steps", str(steps), "--warmup", str(warmup), "--batch", str(batch), "--result", result.name]
+        if config["procs"] > 1:
+            command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(config["procs"]),
+                       "--master_port", "29517", *worker_args]
+        else:
+            command = [sys.executable, *worker_args]
+        started = time.time()
+        completed = subprocess.run(command, env=env, capture_output=True, text=True)
+        if completed.returncode != 0:
+            print(f"{config['spec']} failed:\n{completed.stderr[-3000:]}", file=sys.stderr)
+            return {**config, "error": completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "failed"}
+        measured = json.loads(Path(result.name).read_text())
+        measured["process_seconds"] = round(time.time() - started, 1)
+        return measured
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    import statistics
+
+    rows = []
+    for spec in dict.fromkeys(r["spec"] for r in runs):
+        ok = [r for r in runs if r["spec"] == spec and "error" not in r]
+        if not ok:
+            rows.append({"spec": spec, "error": next(r["error"] for r in runs if r["spec"] == spec)})
+            continue
+        row = {"spec": spec, "params": ok[0]["params"], "batch": ok[0]["batch"], "repeats": len(ok)}
+        for key in ("useful_tokens_per_second", "processed_tokens_per_second", "useful_share", "mfu", "achieved_flops",
+                    "matmul_peak_flops", "data_wait_share", "peak_rss_mib", "step_seconds"):
+            row[key] = statistics.median(r[key] for r in ok)
+        rows.append(row)
+    by_spec = {r["spec"]: r for r in rows if "error" not in r}
+    for row in rows:
+        if "error" in row:
+            continue
+        twin = by_spec.get(row["spec"].replace("ours:", "seed:", 1)) if row["spec"].startswith("ours:") else None
+        if twin:
+            # Ratios from runs of the same repeat (A/B alternated), then the median.
+            pairs = [(a, b) for a in runs for b in runs if a["spec"] == row["spec"] and b["spec"] == twin["spec"]
+                     and a.get("repeat") == b.get("repeat") and "error" not in a and "error" not in b]
+            row["useful_tokens_per_second_vs_seed"] = statistics.median(
+                a["useful_tokens_per_second"] / b["useful_tokens_per_second"] for a, b in pairs)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="main")
+    parser.add_argument("--configs", nargs="*", help="explicit configurations instead of a suite")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the measurements")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", default="bench/results/train_throughput.json")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--tokenizer_dir", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        config = json.loads(args.worker)
+        worker(config, args.tokenizer_dir, args.steps, args.warmup, config.get("batch") or args.batch, args.result)
+        return
+
+    from common import bench_tokenizer, machine
+
+    before = machine()
+    specs = args.configs or SUITES[args.suite]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_tokenizer(Path(tmp) / "tok")
+        for repeat in range(args.repeats):
+            for spec in specs:
+                measured = run_config(parse_config(spec), str(Path(tmp) / "tok"), args.steps, args.warmup, args.batch)
+                measured["repeat"] = repeat
+                runs.append(measured)
+                shown = {k: measured.get(k) for k in ("useful_tokens_per_second", "mfu", "data_wait_share", "peak_rss_mib", "error")}
+                print(spec, json.dumps(shown), flush=True)
+                results = {"machine_before": before, "machine_after": machine(), "settings": vars(args),
+                           "summary": summarize(runs), "runs": runs}
+                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.out).write_text(json.dumps(results, indent=2))
+    for row in results["summary"]:
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
