@@ -56,15 +56,19 @@ def bench_tokenizer(out_dir: Path, vocab_size: int = 8000):
     return load_tokenizer(str(out_dir))
 
 
-def matmul_peak_flops(dtype: torch.dtype, size: int = 2048, seconds: float = 1.5) -> float:
+def matmul_peak_flops(dtype: torch.dtype, device: str = "cpu", seconds: float = 1.5) -> float:
     """Measured FLOP/s of torch.matmul on large square matrices in ``dtype`` (current thread setting)."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
+    size = 8192 if device == "cuda" else 2048
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
     torch.matmul(a, b)  # warm-up
+    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    synchronize()
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         torch.matmul(a, b)
         calls += 1
+        synchronize()
     return 2 * size**3 * calls / (time.perf_counter() - start)
 
 

@@ -37,6 +37,8 @@ SUITES = {
     "experiments": ["ours:t5-small:fp32", "ours:t5-small:bf16", "ours:t5-small:fp32:attn=eager",
                     "ours:t5-small:fp32:optim=adamw_torch_fused", "ours:t5-small:fp32:threads=1:procs=2", "ours:t5-small:fp32:workers=1",
                     "ours:t5-small:fp32:compile=1"],
+    # Not run yet (no GPU was available): t5-base pre-training on one GPU in bf16, with and without compile.
+    "gpu": ["ours:t5-base:bf16:batch=128:workers=4", "ours:t5-base:bf16:batch=128:workers=4:compile=1"],
 }
 
 
@@ -72,13 +74,14 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
 
     disable_progress_bars()
     dtype = torch.bfloat16 if config["precision"] == "bf16" else torch.float32
-    peak = matmul_peak_flops(dtype)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    peak = matmul_peak_flops(dtype, device)
     tokenizer = load_tokenizer(tokenizer_dir)
     lines = corpus_lines()
     model = build_model(tokenizer, config_name=config["preset"])
     model.config._attn_implementation = config["attn"]
     common_args = dict(per_device_train_batch_size=batch, max_steps=steps, report_to="none", save_strategy="no",
-                       logging_steps=10_000, disable_tqdm=True, bf16=config["precision"] == "bf16", use_cpu=True,
+                       logging_steps=10_000, disable_tqdm=True, bf16=config["precision"] == "bf16", use_cpu=device == "cpu",
                        dataloader_num_workers=config["workers"], torch_compile=bool(config["compile"]), seed=0,
                        learning_rate=1e-3)
     out = tempfile.mkdtemp()
@@ -102,6 +105,8 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
             record["begin"].append(time.perf_counter())
 
         def on_step_end(self, args, state, control, **kwargs):
+            if device == "cuda":
+                torch.cuda.synchronize()
             record["end"].append(time.perf_counter())
 
     class Measured(trainer_cls):
@@ -128,6 +133,7 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
         "processed_tokens_per_second": processed / wall, "useful_share": useful / processed,
         "achieved_flops": flops / wall, "matmul_peak_flops": peak * world, "mfu": flops / wall / (peak * world),
         "data_wait_share": data_wait / wall, "peak_rss_mib": peak_rss_mib(), "machine": machine(),
+        "peak_gpu_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
     }))
 
 
