@@ -77,6 +77,14 @@ def kill_group(process: subprocess.Popen, signum: int = signal.SIGKILL) -> str:
     return output
 
 
+def error_line(output: str, command: str = "pretrain") -> str:
+    """The CLI's one-line error in a run's output (a progress bar may share its line)."""
+    assert "Traceback" not in output, output[-3000:]
+    marker = f"t5lab {command}: error:"
+    assert marker in output, output[-3000:]
+    return output[output.rindex(marker):].splitlines()[0]
+
+
 def logged_steps(output_dir: Path) -> list[int]:
     """Steps that have a training-loss line in metrics.jsonl so far."""
     path = output_dir / "metrics.jsonl"

@@ -153,7 +153,7 @@ class T5LabTrainer(Seq2SeqTrainer):
                                                       encoding="utf-8")
         except (OSError, RuntimeError, SafetensorError) as exc:
             if self.args.should_save:
-                shutil.rmtree(staged, ignore_errors=True)
+                shutil.rmtree(staged.parent, ignore_errors=True)
             last, _ = find_resumable_checkpoint(run_dir)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointWriteError(
