@@ -31,6 +31,8 @@ from t5lab.training.checkpointing import (
 
 # Written into each checkpoint: counters of t5lab's own that a resumed run continues from.
 T5LAB_STATE_FILE = "t5lab_state.json"
+# A save that fails with less free space than this left on the output disk failed because the disk is full.
+_FULL_DISK_BYTES = 16 * 2**20
 
 
 class T5LabTrainer(Seq2SeqTrainer):
@@ -152,10 +154,14 @@ class T5LabTrainer(Seq2SeqTrainer):
                 (staged / T5LAB_STATE_FILE).write_text(json.dumps({"nonfinite_skipped": self.nonfinite_skipped}) + "\n",
                                                       encoding="utf-8")
         except (OSError, RuntimeError, SafetensorError) as exc:
+            # torch and safetensors report a full disk as a failed write of their own, without ENOSPC
+            disk_full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or shutil.disk_usage(run_dir).free < _FULL_DISK_BYTES
             if self.args.should_save:
                 shutil.rmtree(staged.parent, ignore_errors=True)
             last, _ = find_resumable_checkpoint(run_dir)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if disk_full and not isinstance(exc, OSError):
+                reason = f"no space left on device: {reason}"
             raise CheckpointWriteError(
                 f"could not write {name} in {run_dir} ({reason}); the previous checkpoint "
                 f"{last or '(none)'} is intact. Free disk space or fix permissions, then rerun the same command to resume."
