@@ -1,4 +1,4 @@
-"""The launcher configs shipped with t5lab: DeepSpeed JSONs by name and accelerate YAMLs.
+"""The launcher configs shipped with t5lab: DeepSpeed JSONs by name (accelerate YAMLs sit beside them).
 
 ``--deepspeed zero2|zero3|zero3_offload|zero3_nvme`` names a JSON in ``launch/deepspeed/``; any other value
 is a path to the user's own JSON. The configs leave every value the Trainer knows as ``"auto"`` (batch sizes,
@@ -17,8 +17,6 @@ from typing import Any
 from t5lab.errors import ConfigError
 
 DEEPSPEED_CONFIGS = ("zero2", "zero3", "zero3_offload", "zero3_nvme")
-ACCELERATE_CONFIGS = ("cpu", "cpu_multi", "gpu", "multi_gpu", "deepspeed_zero2", "deepspeed_zero3",
-                      "deepspeed_zero3_offload", "fsdp")
 # Trainer optimizers that a DeepSpeed "optimizer" section (AdamW, filled from --learning_rate, --adam_beta1/2,
 # --adam_epsilon and --weight_decay) implements faithfully; any other --optim would be silently replaced.
 _ADAMW_OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_torch_npu_fused", "adamw_apex_fused")
