@@ -75,6 +75,18 @@ def _runs(argv: Sequence[str]) -> int:
     return runs_command(argv)
 
 
+def _slurm(argv: Sequence[str]) -> int:
+    from t5lab.launch.sbatch import slurm_command
+
+    return slurm_command(argv)
+
+
+def _export(argv: Sequence[str]) -> int:
+    from t5lab.launch.export import export_command
+
+    return export_command(argv)
+
+
 def _tokenizer(argv: Sequence[str]) -> int:
     from t5lab.data.tokenizer import train_tokenizer_command
 
@@ -97,6 +109,8 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "tasks": (_tasks, "list the registered tasks with their source, metrics and splits"),
     "sweep": (_sweep, "hyperparameter sweep from a W&B sweep YAML, on Optuna (local) or W&B; sweep report"),
     "runs": (_runs, "table of the runs under a folder with their eval metrics"),
+    "slurm": (_slurm, "write an sbatch script: pretrain, finetune or sweep on N nodes x G GPUs"),
+    "export": (_export, "write a checkpoint (DeepSpeed ZeRO or plain) as a plain Hugging Face model"),
     "tokenizer": (_tokenizer, "train a SentencePiece tokenizer with T5 sentinels (t5lab tokenizer train ...)"),
 }
 

@@ -165,6 +165,9 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
             if self.bf16:
                 self.use_cpu = True  # the Trainer accepts bf16 autocast on CPU only when told it is on CPU
             if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.deepspeed:
+                if self.fsdp or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+                    # accelerate would quietly fall back to DDP on CPU processes
+                    raise ConfigError("FSDP needs GPUs (accelerate runs it on accelerators only); on CPU use DDP or --deepspeed.")
                 # Without it, launched CPU processes each train alone: accelerate opens the process group but
                 # neither wraps the model in DDP nor gathers the logged loss.
                 self.use_cpu = True
