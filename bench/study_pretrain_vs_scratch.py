@@ -1,13 +1,15 @@
 """Quality per compute: does our pre-training help? SST-2 dev accuracy against pre-training minutes.
 
 One pre-training run (``t5lab pretrain``) is snapshotted at wall-clock budgets (minutes of training, counted
-from the moment the Trainer starts, after tokenizer training and packing). Each snapshot and a randomly
+from the moment the Trainer starts, after tokenizer training and packing), or, with ``--budget_steps``, at
+step counts (for a shared machine, where wall-clock minutes measure the neighbours' load; the minutes each
+snapshot took are recorded either way). Each snapshot and a randomly
 initialised twin (same preset, same tokenizer) is then fine-tuned on GLUE SST-2 with the same steps, batch,
 learning rate and seeds, and evaluated on the full dev set by generation. Results are rewritten after every
 fine-tuning run, so an interrupted study still leaves a table:
 
     python bench/study_pretrain_vs_scratch.py --out runs/study                     # the issue's 15/30/60 min
-    python bench/study_pretrain_vs_scratch.py --budgets 5 10 20 --seeds 1 2 3 --out runs/study-short
+    python bench/study_pretrain_vs_scratch.py --budget_steps 500 1000 2000 --seeds 1 2 --out runs/study-steps
 
 Writes ``OUT/study.json``, ``OUT/study.md`` (mean and per-seed accuracy per budget) and ``OUT/study.png``.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -52,10 +55,13 @@ def snapshot(checkpoint: Path, target: Path) -> None:
 def pretrain_with_snapshots(args: argparse.Namespace, out: Path) -> list[dict]:
     """Run one pre-training and copy its latest checkpoint at each budget; returns one record per budget."""
     run_dir = out / "pretrain"
+    by_steps = bool(args.budget_steps)
+    budgets = sorted(args.budget_steps or args.budgets)
     command = t5lab_command() + [
         "pretrain", "--config", args.pretrain_config, "--dataset_name", "", "--train_file", args.corpus,
-        "--config_name", args.preset, "--max_steps", "10000000", "--lr_scheduler_type", "constant_with_warmup",
-        "--save_steps", str(args.save_steps), "--save_total_limit", "3", "--eval_strategy", "no", "--eval_on_start", "false",
+        "--config_name", args.preset, "--max_steps", str(budgets[-1] if by_steps else 10_000_000),
+        "--lr_scheduler_type", "constant_with_warmup", "--save_steps", str(math.gcd(*budgets) if by_steps else args.save_steps),
+        "--save_total_limit", str(len(budgets) + 1 if by_steps else 3), "--eval_strategy", "no", "--eval_on_start", "false",
         "--report_to", "none", "--disable_tqdm", "true", "--overwrite_output_dir", "true", "--output_dir", str(run_dir),
     ]
     log = open(out / "pretrain.log", "w")
@@ -78,28 +84,33 @@ def pretrain_with_snapshots(args: argparse.Namespace, out: Path) -> list[dict]:
     t0 = start_time[0]
     records = []
     try:
-        for minutes in sorted(args.budgets):
-            time.sleep(max(0.0, t0 + minutes * 60 - time.time()))
+        for budget in budgets:
+            if by_steps:
+                while not (run_dir / f"checkpoint-{budget:g}" / "trainer_state.json").is_file() and process.poll() is None:
+                    time.sleep(5)
+            else:
+                time.sleep(max(0.0, t0 + budget * 60 - time.time()))
             if process.poll() is not None:
                 raise SystemExit(f"pre-training exited with code {process.returncode}; see {out / 'pretrain.log'}")
-            checkpoint = latest_checkpoint(run_dir)
+            checkpoint = run_dir / f"checkpoint-{budget:g}" if by_steps else latest_checkpoint(run_dir)
             while checkpoint is None:  # slower than one checkpoint per budget: take the first one
                 if process.poll() is not None:
                     raise SystemExit(f"pre-training exited with code {process.returncode}; see {out / 'pretrain.log'}")
                 time.sleep(5)
                 checkpoint = latest_checkpoint(run_dir)
-            target = out / f"pretrained-{minutes:g}min"
+            target = out / f"pretrained-{budget:g}{'steps' if by_steps else 'min'}"
             snapshot(checkpoint, target)
             state = json.loads((checkpoint / "trainer_state.json").read_text())
             losses = [h["loss"] for h in state["log_history"] if "loss" in h]
             records.append({
-                "budget_minutes": minutes, "model": str(target), "step": state["global_step"],
+                "budget": budget, "budget_unit": "steps" if by_steps else "minutes", "model": str(target), "step": state["global_step"],
                 "trained_minutes": round(((checkpoint / "trainer_state.json").stat().st_mtime - t0) / 60, 2),
                 "train_loss": losses[-1] if losses else None,
             })
-            print(f"snapshot at {minutes:g} min: step {state['global_step']}, loss {records[-1]['train_loss']}", flush=True)
+            print(f"snapshot at {budget:g} {'steps' if by_steps else 'min'}: step {state['global_step']}, loss {records[-1]['train_loss']}", flush=True)
     finally:
-        process.send_signal(signal.SIGTERM)
+        if not by_steps:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(120)
         except subprocess.TimeoutExpired:
@@ -138,7 +149,7 @@ def write_report(out: Path, study: dict) -> None:
         if not accs:
             continue
         mean = statistics.mean(accs)
-        points.append((entry["trained_minutes"], mean, accs))
+        points.append((entry["step"] if study["settings"]["budget_steps"] else entry["trained_minutes"], mean, accs))
         loss = f"{entry['train_loss']:.2f}" if entry.get("train_loss") is not None else "-"
         rows.append(f"| {entry['name']} | {entry['step']} | {entry['trained_minutes']} | {loss} | {mean:.3f} | "
                     + ", ".join(f"{a:.3f}" for a in accs) + " |")
@@ -154,7 +165,7 @@ def write_report(out: Path, study: dict) -> None:
     for minutes, mean, accs in points:
         ax.scatter([minutes] * len(accs), accs, color="tab:blue", alpha=0.4, s=12)
     ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color="tab:blue", label="mean over seeds")
-    ax.set_xlabel("pre-training minutes (0 = random init)")
+    ax.set_xlabel(f"pre-training {'steps' if study['settings']['budget_steps'] else 'minutes'} (0 = random init)")
     ax.set_ylabel("SST-2 dev accuracy")
     ax.set_title(f"{study['settings']['preset']}, {study['settings']['finetune_steps']} fine-tuning steps")
     ax.legend()
@@ -167,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = os.environ.get("T5LAB_SHARED_DATA", "../shared/data")
     parser.add_argument("--budgets", type=float, nargs="+", default=[15, 30, 60], help="pre-training minutes to snapshot")
+    parser.add_argument("--budget_steps", type=int, nargs="+", help="snapshot at these steps instead of minutes")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--preset", default="t5-tiny")
     parser.add_argument("--pretrain_config", default="configs/quickstart.yaml", help="pre-training recipe (tokenizer, lengths, lr)")
@@ -184,9 +196,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "finetune.log").unlink(missing_ok=True)
     snapshots = pretrain_with_snapshots(args, out)
-    inits = [{"name": "scratch", "budget_minutes": 0, "trained_minutes": 0, "step": 0, "train_loss": None,
+    inits = [{"name": "scratch", "budget": 0, "trained_minutes": 0, "step": 0, "train_loss": None,
               "model_args": ["--config_name", args.preset, "--tokenizer_name", str(out / "pretrain")]}]
-    inits += [dict(s, name=f"{s['budget_minutes']:g} min", model_args=["--model_name_or_path", s["model"]]) for s in snapshots]
+    unit = "steps" if args.budget_steps else "min"
+    inits += [dict(s, name=f"{s['budget']:g} {unit}", model_args=["--model_name_or_path", s["model"]]) for s in snapshots]
     study = {"settings": {k: v for k, v in vars(args).items()}, "inits": inits, "results": []}
     for seed in args.seeds:  # seed-major: every budget has a result before any gets a second seed
         for entry in inits:
