@@ -153,10 +153,17 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
     save_total_limit: int | None = field(default=3, metadata={"help": "Keep the last K checkpoints."})
     plot_loss: bool = field(default=True, metadata={"help": "Write loss_curve.png into the output dir."})
+    on_nonfinite: str = field(
+        default="stop",
+        metadata={"help": "On a NaN/inf loss or gradient: stop (name the step and the last good checkpoint) or "
+                  "skip (drop that update, count it in the logs as nonfinite_skipped)."},
+    )
 
     def __post_init__(self) -> None:
         if not self.output_dir:
             raise ConfigError("--output_dir is required.")
+        if self.on_nonfinite not in ("stop", "skip"):
+            raise ConfigError(f"--on_nonfinite must be stop or skip, got '{self.on_nonfinite}'.")
         if self.eval_steps is not None and self.eval_strategy in ("no", None):
             self.eval_strategy = "steps"  # --eval_steps alone means: evaluate every N steps
         self.t5lab_optim = self.optim
@@ -193,7 +200,7 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
         return super()._setup_devices
 
 
-_T5LAB_TRAINING_FIELDS = {"output_dir", "overwrite_output_dir", "report_to", "plot_loss"}
+_T5LAB_TRAINING_FIELDS = {"output_dir", "overwrite_output_dir", "report_to", "plot_loss", "on_nonfinite"}
 
 
 class ArgumentParser(HfArgumentParser):

@@ -14,6 +14,7 @@ from typing import Iterable, Iterator, Union
 import datasets
 from datasets import Dataset, IterableDataset
 
+from t5lab.data.hub import check_hub_reachable
 from t5lab.errors import ConfigError, DataError
 
 AnyDataset = Union[Dataset, IterableDataset]
@@ -91,6 +92,8 @@ def _expand_files(pattern: str) -> tuple[str, ...]:
         raise DataError(f"no file matches '{pattern}'.")
     for f in files:
         path = Path(f)
+        if path.is_dir():
+            raise DataError(f"data file {f} is a directory; give a file, or a glob such as '{f}/*.txt'.")
         if not path.is_file():
             raise DataError(f"data file {f} does not exist.")
         if path.suffix.lower() not in FILE_BUILDERS:
@@ -159,6 +162,7 @@ def load_source(source: Source, split: str, cache_dir: str | None = None, stream
         return BUNDLED_CORPORA[source.name]() if split == "train" else None
     if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"):
         raise _hub_unavailable(source.name, RuntimeError("offline"))
+    check_hub_reachable(f"hub dataset '{source.name}'")
     try:
         return datasets.load_dataset(source.name, source.config, split=split, streaming=streaming, cache_dir=cache_dir)
     except ValueError as exc:

@@ -109,6 +109,10 @@ def load_tokenizer(
     name_or_path: str, cache_dir: str | None = None, revision: str = "main", trust_remote_code: bool = False
 ) -> PreTrainedTokenizerBase:
     """Load any T5 tokenizer (hub id or local dir)."""
+    looks_local = os.path.isabs(name_or_path) or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
+    if looks_local and not os.path.isdir(os.path.expanduser(name_or_path)):
+        raise ConfigError(f"{name_or_path} is not a directory holding a model or tokenizer (hub ids look like "
+                          "org/name); check the path given to --model_name_or_path or --tokenizer_name.")
     try:
         return AutoTokenizer.from_pretrained(
             name_or_path, cache_dir=cache_dir, revision=revision, trust_remote_code=trust_remote_code

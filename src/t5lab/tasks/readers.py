@@ -19,6 +19,7 @@ import pyarrow
 import pyarrow.parquet as pq
 from datasets import Dataset
 
+from t5lab.data.hub import check_hub_reachable
 from t5lab.errors import ConfigError, DataError
 from t5lab.tasks.formatting import apply_preprocessor
 from t5lab.tasks.schema import ROLES, UNLABELED, LocalSource, Task
@@ -208,6 +209,8 @@ def _load_hub(task: Task, wanted: list[str], cache_dir: str | os.PathLike[str] |
                         f"cached; pass --data_dir with a local copy of task {task.name}.")
     if _hub_offline() and not datasets.config.HF_HUB_OFFLINE:
         raise offline  # set after `datasets` was imported, which would still go online and retry
+    if not _hub_offline():
+        check_hub_reachable(f"{where} (task {task.name})")
     try:
         # Offline, this only looks in the cache and fails at once; online errors are many types, all reported.
         loaded = datasets.load_dataset(hub.path, hub.name, revision=hub.revision, cache_dir=cache_dir)
