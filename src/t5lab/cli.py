@@ -144,3 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"t5lab {command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Close the process group a launched run opened: left open, gloo's threads can abort the process at exit."""
+    distributed = sys.modules.get("torch.distributed")  # never import torch for commands that did not
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()

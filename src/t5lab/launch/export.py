@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from t5lab.errors import UserError
+from t5lab.models.presets import new_model
 
 # Files a checkpoint carries besides the weights that a standalone model needs.
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spiece.model",
@@ -45,7 +46,8 @@ def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> str:
         except ImportError:
             raise UserError("this is a DeepSpeed ZeRO checkpoint: install deepspeed (pip install 't5lab[deepspeed]').") from None
         state_dict = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint))
-        model = AutoModelForSeq2SeqLM.from_config(AutoConfig.from_pretrained(checkpoint))
+        # new_model keeps a T5 v1.1 output layer untied, as the run built it (transformers 5 would tie it).
+        model = new_model(AutoConfig.from_pretrained(checkpoint))
         missing, unexpected = model.load_state_dict(state_dict, strict=False)
         tied = set(model.all_tied_weights_keys) if hasattr(model, "all_tied_weights_keys") else set()
         if unexpected or set(missing) - tied:
