@@ -327,9 +327,27 @@ def effective_config(instances: Sequence[Any]) -> dict[str, Any]:
     return config
 
 
+_SECRET_KEY = re.compile(r"(^|_)(token|secret|password|api_key)$")
+
+
 def redact(settings: dict[str, Any]) -> dict[str, Any]:
     """Replace values of token-like keys so saved configs never hold secrets."""
-    return {k: ("<redacted>" if re.search(r"(^|_)(token|secret|password|api_key)$", k) and v else v) for k, v in settings.items()}
+    return {k: ("<redacted>" if _SECRET_KEY.search(k) and v else v) for k, v in settings.items()}
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """A command line with the values of token-like flags (``--hub_token X``, ``--hub_token=X``) replaced."""
+    redacted, hide_next = [], False
+    for arg in argv:
+        name, has_value, _ = arg.lstrip("-").partition("=")
+        if hide_next:
+            redacted.append("<redacted>")
+        elif arg.startswith("--") and has_value and _SECRET_KEY.search(name.replace("-", "_")):
+            redacted.append(f"--{name}=<redacted>")
+        else:
+            redacted.append(arg)
+        hide_next = not hide_next and arg.startswith("--") and not has_value and bool(_SECRET_KEY.search(name.replace("-", "_")))
+    return redacted
 
 
 def save_config(settings: dict[str, Any], path: str | Path) -> None:

@@ -34,7 +34,7 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 import t5lab
-from t5lab.config import redact
+from t5lab.config import redact, redact_argv
 from t5lab.training.run_dir import CONFIG_FILE
 
 RUN_INFO_FILE = "run_info.json"
@@ -118,7 +118,7 @@ class TrackingCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         output_dir = Path(args.output_dir)
-        record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": sys.argv,
+        record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": redact_argv(sys.argv),
                   "config": redact(self.config), "environment": environment(args.world_size)}
         (output_dir / RUN_INFO_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
         metrics = output_dir / METRICS_FILE

@@ -133,6 +133,17 @@ class T5LabTrainer(Seq2SeqTrainer):
             logs["nonfinite_skipped"] = self.nonfinite_skipped
         super().log(logs, start_time)
 
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        # The Trainer pickles its arguments into training_args.bin: keep tokens (--hub_token) out of it.
+        tokens = {name: value for name, value in vars(self.args).items() if name.endswith("_token") and value}
+        for name in tokens:
+            setattr(self.args, name, None)
+        try:
+            super()._save(output_dir, state_dict)
+        finally:
+            for name, value in tokens.items():
+                setattr(self.args, name, value)
+
     def _get_output_dir(self, trial) -> str:
         # While a checkpoint is being saved, the Trainer's writes go to the staging folder.
         return str(self._staging_root) if self._staging_root is not None else super()._get_output_dir(trial)
