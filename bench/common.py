@@ -56,20 +56,25 @@ def bench_tokenizer(out_dir: Path, vocab_size: int = 8000):
     return load_tokenizer(str(out_dir))
 
 
-def matmul_peak_flops(dtype: torch.dtype, device: str = "cpu", seconds: float = 1.5) -> float:
-    """Measured FLOP/s of torch.matmul on large square matrices in ``dtype`` (current thread setting)."""
+def matmul_peak_flops(dtype: torch.dtype, device: str = "cpu", seconds: float = 1.5) -> tuple[float, float]:
+    """Measured torch.matmul FLOP/s on large square matrices in ``dtype`` (current thread setting).
+
+    Returns (per wall-clock second, per CPU second of this process). On a shared CPU the second one does
+    not depend on how much of the machine the neighbours took while it ran.
+    """
     size = 8192 if device == "cuda" else 2048
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
     torch.matmul(a, b)  # warm-up
     synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     synchronize()
-    calls, start = 0, time.perf_counter()
+    calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         torch.matmul(a, b)
         calls += 1
         synchronize()
-    return 2 * size**3 * calls / (time.perf_counter() - start)
+    flops = 2 * size**3 * calls
+    return flops / (time.perf_counter() - start), flops / (time.process_time() - cpu_start)
 
 
 def t5_training_flops(config, batch: int, encoder_length: int, decoder_length: int) -> float:

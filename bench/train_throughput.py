@@ -8,7 +8,9 @@ noisy) and the report gives medians. For each run it records:
 - MFU: model FLOPs of the shapes processed (``common.t5_training_flops``) per second, divided by the
   torch.matmul peak measured in the same process just before training, in the same precision and threads;
 - data wait: the share of step time spent between steps (fetching and collating the next batch);
-- peak RSS of the process.
+- peak RSS of the process;
+- the same rates per CPU second of the training process (scaled by its thread count): on a shared machine
+  the neighbours take wall-clock time but not this process's CPU time, so these are the steadier figures.
 
     python bench/train_throughput.py --out bench/results/train_throughput.json            # the main table
     python bench/train_throughput.py --suite experiments --out bench/results/train_experiments.json
@@ -32,11 +34,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 SUITES = {
+    # One thread per process: on a shared machine, CPU-time figures of a single thread are not skewed by
+    # OpenMP threads spinning while their sibling is descheduled.
     "main": ["ours:t5-tiny:fp32", "seed:t5-tiny:fp32", "ours:t5-tiny:bf16", "seed:t5-tiny:bf16",
-             "ours:t5-small:fp32", "seed:t5-small:fp32", "ours:t5-small:bf16", "seed:t5-small:bf16"],
-    "experiments": ["ours:t5-small:fp32", "ours:t5-small:bf16", "ours:t5-small:fp32:attn=eager",
-                    "ours:t5-small:fp32:optim=adamw_torch_fused", "ours:t5-small:fp32:threads=1:procs=2", "ours:t5-small:fp32:workers=1",
-                    "ours:t5-small:fp32:compile=1"],
+             "ours:t5-small:fp32:batch=4", "seed:t5-small:fp32:batch=4", "ours:t5-small:bf16:batch=4",
+             "seed:t5-small:bf16:batch=4"],
+    "experiments": ["ours:t5-small:fp32:batch=4", "ours:t5-small:fp32:batch=4:attn=eager",
+                    "ours:t5-small:fp32:batch=4:optim=adamw_torch_fused", "ours:t5-small:fp32:batch=4:workers=1",
+                    "ours:t5-small:fp32:batch=4:compile=1", "ours:t5-small:fp32:batch=4:threads=2",
+                    "ours:t5-small:fp32:batch=4:procs=2"],
     # Not run yet (no GPU was available): t5-base pre-training on one GPU in bf16, with and without compile.
     "gpu": ["ours:t5-base:bf16:batch=128:workers=4", "ours:t5-base:bf16:batch=128:workers=4:compile=1"],
 }
@@ -44,7 +50,7 @@ SUITES = {
 
 def parse_config(spec: str) -> dict:
     pipeline, preset, precision, *options = spec.split(":")
-    config = {"spec": spec, "pipeline": pipeline, "preset": preset, "precision": precision, "threads": 2, "procs": 1,
+    config = {"spec": spec, "pipeline": pipeline, "preset": preset, "precision": precision, "threads": 1, "procs": 1,
               "optim": "adamw_torch", "attn": "sdpa", "workers": 0, "compile": 0, "batch": None}
     for option in options:
         key, value = option.split("=")
@@ -75,7 +81,7 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     disable_progress_bars()
     dtype = torch.bfloat16 if config["precision"] == "bf16" else torch.float32
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    peak = matmul_peak_flops(dtype, device)
+    peak, peak_per_cpu_second = matmul_peak_flops(dtype, device)
     tokenizer = load_tokenizer(tokenizer_dir)
     lines = corpus_lines()
     model = build_model(tokenizer, config_name=config["preset"])
@@ -98,16 +104,18 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
         args = Seq2SeqTrainingArguments(output_dir=out, **common_args, **extra)
         trainer_cls = Seq2SeqTrainer
 
-    record = {"begin": [], "end": [], "useful": [], "shapes": []}
+    record = {"begin": [], "end": [], "cpu_begin": [], "cpu_end": [], "useful": [], "shapes": []}
 
     class Timer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
             record["begin"].append(time.perf_counter())
+            record["cpu_begin"].append(time.process_time())
 
         def on_step_end(self, args, state, control, **kwargs):
             if device == "cuda":
                 torch.cuda.synchronize()
             record["end"].append(time.perf_counter())
+            record["cpu_end"].append(time.process_time())
 
     class Measured(trainer_cls):
         def training_step(self, model, inputs, num_items_in_batch=None):
@@ -122,6 +130,10 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     world = trainer.args.world_size
     begin, end = record["begin"][warmup:], record["end"][warmup:]
     wall = end[-1] - begin[0]
+    cpu_begin, cpu_end = record["cpu_begin"][warmup:], record["cpu_end"][warmup:]
+    cpu = cpu_end[-1] - cpu_begin[0]
+    data_wait_cpu = sum(b - e for e, b in zip(cpu_end[:-1], cpu_begin[1:]))
+    threads = torch.get_num_threads()
     data_wait = sum(b - e for e, b in zip(end[:-1], begin[1:]))
     useful = sum(record["useful"][warmup:]) * world
     flops = sum(t5_training_flops(model.config, *shape) for shape in record["shapes"][warmup:]) * world
@@ -132,12 +144,16 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
         "step_seconds": wall / len(begin), "useful_tokens_per_second": useful / wall,
         "processed_tokens_per_second": processed / wall, "useful_share": useful / processed,
         "achieved_flops": flops / wall, "matmul_peak_flops": peak * world, "mfu": flops / wall / (peak * world),
-        "data_wait_share": data_wait / wall, "peak_rss_mib": peak_rss_mib(), "machine": machine(),
+        "data_wait_share": data_wait / wall,
+        # Per CPU second of this process, scaled to its threads: what the run does with the cores it gets.
+        "useful_tokens_per_cpu_second_x_threads": useful / world / cpu * threads,
+        "mfu_cpu_time": flops / world / cpu / peak_per_cpu_second, "data_wait_cpu_share": data_wait_cpu / cpu,
+        "matmul_peak_flops_per_cpu_second": peak_per_cpu_second, "peak_rss_mib": peak_rss_mib(), "machine": machine(),
         "peak_gpu_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
     }))
 
 
-def run_config(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int) -> dict | None:
+def run_config(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int, timeout: float) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         payload = json.dumps(config)
         env = dict(os.environ, OMP_NUM_THREADS=str(config["threads"]), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
@@ -149,7 +165,10 @@ def run_config(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch:
         else:
             command = [sys.executable, *worker_args]
         started = time.time()
-        completed = subprocess.run(command, env=env, capture_output=True, text=True)
+        try:
+            completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {**config, "error": f"did not finish within {timeout} s"}
         if completed.returncode != 0:
             print(f"{config['spec']} failed:\n{completed.stderr[-3000:]}", file=sys.stderr)
             return {**config, "error": completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "failed"}
@@ -168,8 +187,9 @@ def summarize(runs: list[dict]) -> list[dict]:
             rows.append({"spec": spec, "error": next(r["error"] for r in runs if r["spec"] == spec)})
             continue
         row = {"spec": spec, "params": ok[0]["params"], "batch": ok[0]["batch"], "repeats": len(ok)}
-        for key in ("useful_tokens_per_second", "processed_tokens_per_second", "useful_share", "mfu", "achieved_flops",
-                    "matmul_peak_flops", "data_wait_share", "peak_rss_mib", "step_seconds"):
+        for key in ("useful_tokens_per_second", "useful_tokens_per_cpu_second_x_threads", "processed_tokens_per_second",
+                    "useful_share", "mfu", "mfu_cpu_time", "achieved_flops", "matmul_peak_flops", "data_wait_share",
+                    "data_wait_cpu_share", "peak_rss_mib", "step_seconds"):
             row[key] = statistics.median(r[key] for r in ok)
         rows.append(row)
     by_spec = {r["spec"]: r for r in rows if "error" not in r}
@@ -181,8 +201,8 @@ def summarize(runs: list[dict]) -> list[dict]:
             # Ratios from runs of the same repeat (A/B alternated), then the median.
             pairs = [(a, b) for a in runs for b in runs if a["spec"] == row["spec"] and b["spec"] == twin["spec"]
                      and a.get("repeat") == b.get("repeat") and "error" not in a and "error" not in b]
-            row["useful_tokens_per_second_vs_seed"] = statistics.median(
-                a["useful_tokens_per_second"] / b["useful_tokens_per_second"] for a, b in pairs)
+            for key in ("useful_tokens_per_second", "useful_tokens_per_cpu_second_x_threads"):
+                row[f"{key}_vs_seed"] = statistics.median(a[key] / b[key] for a, b in pairs)
     return rows
 
 
@@ -194,6 +214,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the measurements")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per configuration")
     parser.add_argument("--out", default="bench/results/train_throughput.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--tokenizer_dir", help=argparse.SUPPRESS)
@@ -213,10 +234,11 @@ def main() -> None:
         bench_tokenizer(Path(tmp) / "tok")
         for repeat in range(args.repeats):
             for spec in specs:
-                measured = run_config(parse_config(spec), str(Path(tmp) / "tok"), args.steps, args.warmup, args.batch)
+                measured = run_config(parse_config(spec), str(Path(tmp) / "tok"), args.steps, args.warmup, args.batch, args.timeout)
                 measured["repeat"] = repeat
                 runs.append(measured)
-                shown = {k: measured.get(k) for k in ("useful_tokens_per_second", "mfu", "data_wait_share", "peak_rss_mib", "error")}
+                shown = {k: measured.get(k) for k in ("useful_tokens_per_second", "useful_tokens_per_cpu_second_x_threads", "mfu",
+                                                      "mfu_cpu_time", "data_wait_share", "peak_rss_mib", "error")}
                 print(spec, json.dumps(shown), flush=True)
                 results = {"machine_before": before, "machine_after": machine(), "settings": vars(args),
                            "summary": summarize(runs), "runs": runs}
