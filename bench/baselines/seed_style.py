@@ -8,6 +8,8 @@ Not part of t5lab and never imported by it. It reproduces the approach described
   numpy calls and the global numpy RNG, rolls it by a random offset, then unmasks pad and EOS positions;
 - span k starts with sentinel ``vocab_size - 1 - k`` (``<extra_id_0>`` first), continuations are -1, and
   inputs/targets are compacted by a stable sort and gather; both stay at the padded length;
+- as in the seed, a row whose rolled mask starts with noise gets targets whose sentinels are one span off
+  the inputs' (targets number the kept spans, which then come second);
 - targets are padded to a fixed length with -100, decoder inputs are the labels shifted right, and the
   tokenizer's attention mask is passed through unchanged.
 """

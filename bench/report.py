@@ -1,0 +1,68 @@
+"""Markdown tables of the benchmark JSONs in bench/results/, as pasted into docs/benchmarks.md.
+
+    python bench/report.py [RESULTS_DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def training_table(path: Path) -> str:
+    results = json.loads(path.read_text())
+    lines = [
+        f"`{path.name}`: load average {results['machine_before']['loadavg'][0]:.1f} before, "
+        f"{results['machine_after']['loadavg'][0]:.1f} after; {results['settings']['steps'] - results['settings']['warmup']} "
+        f"measured steps per run, medians over {results['settings']['repeats']} repeat(s)\n",
+        "| configuration | params | batch | useful tok/s per core (CPU time) | vs seed-style | useful share | "
+        "MFU (CPU time) | useful tok/s (wall) | data wait | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in results["summary"]:
+        if "error" in row:
+            lines.append(f"| {row['spec']} | failed: {row['error']} |")
+            continue
+        ratio = row.get("useful_tokens_per_cpu_second_x_threads_vs_seed")
+        lines.append(
+            f"| {row['spec']} | {row['params'] / 1e6:.1f}M | {row['batch']} | {row['useful_tokens_per_cpu_second_x_threads']:,.0f} | "
+            f"{f'{ratio:.1f}x' if ratio else '-'} | {row['useful_share']:.0%} | {row['mfu_cpu_time']:.0%} | "
+            f"{row['useful_tokens_per_second']:,.0f} | {row['data_wait_cpu_share']:.2%} | {row['peak_rss_mib']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def masking_table(path: Path) -> str:
+    results = json.loads(path.read_text())
+    masking, data = results["masking"], results["tokenize_and_pack"]
+    return "\n".join([
+        f"`{path.name}`: batch {results['settings']['batch']}, {results['settings']['repeats']} alternated repeats, "
+        f"load average {results['machine_before']['loadavg'][0]:.1f}\n",
+        "| collator | ms per batch | positions/s | t5lab speed-up |",
+        "|---|---|---|---|",
+        f"| t5lab (568 raw -> 512/114) | {masking['ours']['batch_seconds_median'] * 1e3:.2f} | {masking['ours']['positions_per_second']:,.0f} | - |",
+        f"| seed-style, full 512-token rows | {masking['seed_full_rows']['batch_seconds_median'] * 1e3:.2f} | "
+        f"{masking['seed_full_rows']['positions_per_second']:,.0f} | {masking['speedup_vs_seed_full_rows']:.1f}x |",
+        f"| seed-style, corpus lines padded to 512 | {masking['seed_corpus_lines']['batch_seconds_median'] * 1e3:.2f} | "
+        f"{masking['seed_corpus_lines']['positions_per_second']:,.0f} | {masking['speedup_vs_seed_corpus_lines']:.1f}x |",
+        "",
+        "| data path | corpus tokens/s | rows | padding |",
+        "|---|---|---|---|",
+        f"| t5lab tokenize + pack (568-token chunks) | {data['ours_pack_tokens_per_second']:,.0f} | {data['ours_rows']} | 0% |",
+        f"| seed-style tokenize, pad each line to 512 | {data['seed_tokenize_pad512_tokens_per_second']:,.0f} | "
+        f"{data['seed_rows']} | {data['seed_padding_share']:.0%} |",
+    ])
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results")
+    if (root / "masking_and_data.json").is_file():
+        print(masking_table(root / "masking_and_data.json") + "\n")
+    for name in ("train_throughput.json", "train_experiments.json"):
+        if (root / name).is_file():
+            print(training_table(root / name) + "\n")
+
+
+if __name__ == "__main__":
+    main()

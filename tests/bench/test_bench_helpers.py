@@ -1,0 +1,58 @@
+"""The benchmarks' measuring instruments: the FLOP formula behind MFU and the seed-style baseline collator."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import T5Config, T5ForConditionalGeneration
+
+from t5lab.data.span_corruption import reconstruct
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from baselines.seed_style import SeedStyleCollator  # noqa: E402
+from common import t5_training_flops  # noqa: E402
+
+
+@pytest.mark.parametrize("feed_forward_proj", ["gated-gelu", "relu"])
+def test_flop_formula_matches_torch_flop_counter(feed_forward_proj: str) -> None:
+    config = T5Config(d_model=64, d_ff=96, num_layers=2, num_decoder_layers=3, num_heads=4, d_kv=16, vocab_size=256,
+                      feed_forward_proj=feed_forward_proj, tie_word_embeddings=False, decoder_start_token_id=0)
+    model = T5ForConditionalGeneration(config)
+    batch, encoder_length, decoder_length = 2, 40, 12
+    inputs = torch.randint(2, 256, (batch, encoder_length))
+    labels = torch.randint(2, 256, (batch, decoder_length))
+    with FlopCounterMode(display=False) as counter:
+        model(input_ids=inputs, labels=labels).loss.backward()
+    assert counter.get_total_flops() == t5_training_flops(config, batch, encoder_length, decoder_length)
+
+
+def test_seed_style_collator_hides_spans_that_targets_restore() -> None:
+    vocab_size, pad, eos = 1000, 0, 1
+    rng = np.random.default_rng(0)
+    lengths = [64, 20, 3]
+    rows = [np.concatenate([rng.integers(3, 800, n), np.zeros(64 - n, np.int64)]) for n in lengths]
+    collator = SeedStyleCollator(vocab_size=vocab_size, pad_token_id=pad, eos_token_id=eos, input_length=64, target_length=64)
+    batch = collator([{"input_ids": r, "attention_mask": (r != pad).astype(np.int64)} for r in rows])
+    assert batch["input_ids"].shape == (3, 64) and batch["labels"].shape == (3, 64)
+    sentinels = np.arange(vocab_size - 1, vocab_size - 101, -1)  # <extra_id_0> is vocab_size - 1, counting down
+    # Noise is drawn over the padded length and then removed from padding: short rows get less of it.
+    noise_tokens = (~np.isin(batch["labels"].numpy(), sentinels) & (batch["labels"].numpy() != -100)).sum(axis=1)
+    assert noise_tokens[0] == round(64 * 0.15) and noise_tokens[0] > noise_tokens[1] >= noise_tokens[2]
+    for row, n, inputs, labels in zip(rows, lengths, batch["input_ids"].numpy(), batch["labels"].numpy()):
+        inputs, labels = inputs[inputs != pad], labels[labels != -100]
+        # Every token lands in exactly one of inputs and targets.
+        kept = np.concatenate([inputs[~np.isin(inputs, sentinels)], labels[~np.isin(labels, sentinels)]])
+        np.testing.assert_array_equal(np.sort(kept), np.sort(row[:n]))
+        if inputs[0] not in sentinels:
+            np.testing.assert_array_equal(reconstruct(inputs, labels, sentinels, eos), row[:n])
+        else:
+            # The seed's roll can start a row with noise; its targets then number the spans one off.
+            assert not np.array_equal(reconstruct(inputs, labels, sentinels, eos), row[:n])
+    assert (batch["decoder_input_ids"][:, 0] == pad).all()
+    np.testing.assert_array_equal(batch["decoder_input_ids"][:, 1:][batch["labels"][:, :-1] != -100],
+                                  batch["labels"][:, :-1][batch["labels"][:, :-1] != -100])
