@@ -16,7 +16,7 @@ def training_table(path: Path) -> str:
         f"`{path.name}`: load average {results['machine_before']['loadavg'][0]:.1f} before, "
         f"{results['machine_after']['loadavg'][0]:.1f} after; {results['settings']['steps'] - results['settings']['warmup']} "
         f"measured steps per run, medians over {results['settings']['repeats']} repeat(s)\n",
-        "| configuration | params | batch | useful tok/s per core (CPU time) | vs seed-style | useful share | "
+        "| configuration | params | batch | useful tok/s (CPU-time based) | vs seed-style | useful share | "
         "MFU (CPU time) | useful tok/s (wall) | data wait | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -59,7 +59,7 @@ def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results")
     if (root / "masking_and_data.json").is_file():
         print(masking_table(root / "masking_and_data.json") + "\n")
-    for name in ("train_throughput.json", "train_experiments.json"):
+    for name in ("train_throughput.json", "train_experiments.json", "train_layout.json"):
         if (root / name).is_file():
             print(training_table(root / name) + "\n")
 

@@ -43,6 +43,9 @@ SUITES = {
                     "ours:t5-small:fp32:batch=4:optim=adamw_torch_fused", "ours:t5-small:fp32:batch=4:workers=1",
                     "ours:t5-small:fp32:batch=4:compile=1", "ours:t5-small:fp32:batch=4:threads=2",
                     "ours:t5-small:fp32:batch=4:procs=2"],
+    # Process/thread layouts on all cores: compare wall-clock tokens/s (alternated, same invocation).
+    "layout": ["ours:t5-small:fp32:batch=4:threads=2", "ours:t5-small:fp32:batch=4:procs=2",
+               "ours:t5-small:bf16:batch=4:threads=2", "ours:t5-small:bf16:batch=4:procs=2"],
     # Not run yet (no GPU was available): t5-base pre-training on one GPU in bf16, with and without compile.
     "gpu": ["ours:t5-base:bf16:batch=128:workers=4", "ours:t5-base:bf16:batch=128:workers=4:compile=1"],
 }
