@@ -15,6 +15,7 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from t5lab.errors import ConfigError, DataError
+from t5lab.tasks import readers
 from t5lab.tasks.formatting import format_examples, multirc
 from t5lab.tasks.readers import load_task_splits
 from t5lab.tasks.registry import get_task
@@ -318,6 +319,7 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch) -> list:
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(readers, "check_hub_reachable", lambda what: None)  # the fake hub needs no network
     return calls
 
 
