@@ -28,7 +28,8 @@ def plot_loss_curve(log_history: Iterable[dict[str, Any]], path: str | Path, tit
     ax.set_ylabel("cross-entropy")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train or evaluation:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

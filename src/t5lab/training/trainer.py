@@ -95,7 +95,8 @@ class T5LabTrainer(Seq2SeqTrainer):
         # Called once per optimizer step, after backward and clipping and before optimizer.step(): the one
         # place where a bad update can still be dropped and where every process can agree on stopping.
         grad_norm = super()._get_grad_norm(model, grad_norm)
-        nonfinite = not bool(torch.isfinite(torch.as_tensor(grad_norm)).all() & torch.as_tensor(self._step_loss_finite).cpu())
+        finite = torch.isfinite(torch.as_tensor(grad_norm)).all().cpu() & torch.as_tensor(self._step_loss_finite).cpu()
+        nonfinite = not bool(finite)
         self._step_loss_finite = True
         flags = [nonfinite, self._preemption.signal_name is not None]
         if self.args.world_size > 1:
@@ -119,8 +120,8 @@ class T5LabTrainer(Seq2SeqTrainer):
         last, _ = find_resumable_checkpoint(self.args.output_dir) if Path(self.args.output_dir).is_dir() else (None, [])
         raise NonFiniteError(
             f"non-finite loss or gradient norm ({float(grad_norm):g}) at step {step}; the last good checkpoint is "
-            f"{last or 'none (no checkpoint saved yet)'}. Lower --learning_rate, set --max_grad_norm, or pass "
-            "--on_nonfinite skip to drop such steps; rerunning resumes from that checkpoint."
+            f"{last or 'none (no checkpoint saved yet)'}. Lower --learning_rate, or pass --on_nonfinite skip to "
+            "drop such steps; rerunning resumes from that checkpoint."
         )
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
