@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         raise FileNotFoundError(f"shared data not found at {SHARED_DATA}; set T5LAB_SHARED_DATA")
     return SHARED_DATA
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port free right now, for a launcher's rendezvous: fixed ports collide when test runs overlap."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

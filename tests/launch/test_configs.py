@@ -74,6 +74,12 @@ def test_user_files_and_bad_values(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="set T5LAB_NVME_PATH"):
         _parse(tmp_path, "--deepspeed", "zero3_nvme")
     monkeypatch.setenv("T5LAB_NVME_PATH", str(tmp_path / "nvme"))
+    from deepspeed.ops.op_builder import AsyncIOBuilder
+
+    if not AsyncIOBuilder().is_compatible(verbose=False):  # no libaio: refused before DeepSpeed fails in its engine
+        with pytest.raises(ConfigError, match="needs DeepSpeed's async_io op.*apt install libaio-dev"):
+            _parse(tmp_path, "--deepspeed", "zero3_nvme")
+        return
     (_, _, args) = _parse(tmp_path, "--deepspeed", "zero3_nvme")
     offload = args.hf_deepspeed_config.config["zero_optimization"]
     assert offload["offload_param"]["nvme_path"] == offload["offload_optimizer"]["nvme_path"] == str(tmp_path / "nvme")

@@ -68,12 +68,12 @@ def reference(tmp_path_factory, wikitext_file, wiki_tokenizer_dir):
     return out, _curve(out)
 
 
-def test_ddp_and_gradient_accumulation_match_one_process(tmp_path, reference, wikitext_file, wiki_tokenizer_dir):
+def test_ddp_and_gradient_accumulation_match_one_process(tmp_path, reference, wikitext_file, wiki_tokenizer_dir, free_port):
     _, one = reference
     assert main(_args(wikitext_file, wiki_tokenizer_dir, tmp_path / "ga", "--max_steps", str(STEPS), "--save_strategy", "no",
                       "--per_device_train_batch_size", str(BATCH), "--gradient_accumulation_steps", "2")) == 0
     accelerate = [os.path.join(BIN, "accelerate"), "launch", "--config_file", str(launch_file("accelerate", "cpu_multi.yaml")),
-                  "--main_process_port", "29541", "-m", "t5lab"]
+                  "--main_process_port", str(free_port), "-m", "t5lab"]
     log = _launch(accelerate + _args(wikitext_file, wiki_tokenizer_dir, tmp_path / "ddp", "--max_steps", str(STEPS),
                                      "--save_strategy", "no", "--per_device_train_batch_size", str(BATCH)), tmp_path)
     assert "on 2 process(es)" in log
@@ -86,16 +86,16 @@ def test_ddp_and_gradient_accumulation_match_one_process(tmp_path, reference, wi
     assert one[STEPS][0] < one[1][0] - 0.5
 
 
-def test_zero2_and_zero3_match_one_process_resume_and_export(tmp_path, reference, wikitext_file, wiki_tokenizer_dir):
+def test_zero2_and_zero3_match_one_process_resume_and_export(tmp_path, reference, wikitext_file, wiki_tokenizer_dir, free_port):
     one_dir, one = reference
     zero2, zero3 = tmp_path / "zero2", tmp_path / "zero3"
     # ZeRO-2 under DeepSpeed's own launcher, which passes --local_rank=N before t5lab's arguments.
-    deepspeed = [os.path.join(BIN, "deepspeed"), "--num_gpus", "2", "--master_port", "29542", "--module", "t5lab"]
+    deepspeed = [os.path.join(BIN, "deepspeed"), "--num_gpus", "2", "--master_port", str(free_port), "--module", "t5lab"]
     log = _launch(deepspeed + _args(wikitext_file, wiki_tokenizer_dir, zero2, "--deepspeed", "zero2", "--max_steps", str(STEPS),
                                     "--save_steps", str(STEPS), "--per_device_train_batch_size", str(BATCH)), tmp_path)
     assert "on 2 process(es)" in log
     # ZeRO-3 under torchrun, stopped at step 4, then resumed by rerunning the command with more steps.
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29543", "-m", "t5lab"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port), "-m", "t5lab"]
     zero3_args = ["--deepspeed", "zero3", "--save_steps", "2", "--per_device_train_batch_size", str(BATCH)]
     _launch(torchrun + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", "4", *zero3_args), tmp_path)
     assert (zero3 / "checkpoint-4" / "global_step4").is_dir()
@@ -118,3 +118,19 @@ def test_zero2_and_zero3_match_one_process_resume_and_export(tmp_path, reference
         assert weights.keys() == engine.keys() and all(torch.equal(weights[k], engine[k]) for k in engine), run.name
     model = T5ForConditionalGeneration.from_pretrained(tmp_path / "export-zero3")
     assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
+
+
+def test_zero3_with_cpu_offload_matches_one_process(tmp_path, reference, wikitext_file, wiki_tokenizer_dir, free_port):
+    # Parameters and optimizer state on the host, stepped by DeepSpeed's CPU AdamW (a C++ op built on first use).
+    _, one = reference
+    out = tmp_path / "zero3_offload"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port), "-m", "t5lab"]
+    log = _launch(torchrun + _args(wikitext_file, wiki_tokenizer_dir, out, "--deepspeed", "zero3_offload", "--max_steps", str(STEPS),
+                                   "--save_strategy", "no", "--per_device_train_batch_size", str(BATCH)), tmp_path)
+    assert "on 2 process(es)" in log
+    assert json.loads((out / "run_info.json").read_text())["config"]["deepspeed"] == "zero3_offload"
+    curve = _curve(out)
+    assert sorted(curve) == list(range(1, STEPS + 1))
+    difference = _max_relative_difference(curve, one)
+    print(f"ZeRO-3 + CPU offload: max relative difference of loss and grad norm vs one process: {difference}")
+    assert difference < ZERO_TOLERANCE

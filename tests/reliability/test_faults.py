@@ -50,9 +50,9 @@ def test_sigterm_saves_a_checkpoint_at_the_next_step_and_exits_75(tmp_path, smal
     assert sorted(set(logged_steps(out))) == list(range(1, step + 3))
 
 
-def test_sigusr1_on_one_ddp_rank_stops_both_ranks_after_one_checkpoint(tmp_path, small_corpus, wiki_tokenizer_dir):
+def test_sigusr1_on_one_ddp_rank_stops_both_ranks_after_one_checkpoint(tmp_path, small_corpus, wiki_tokenizer_dir, free_port):
     out = tmp_path / "run"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547", "-m"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port), "-m"]
     argv = pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "500", "--save_steps", "1000",
                          "--per_device_train_batch_size", "2", "--ddp_backend", "gloo")
     process = start(argv, launcher=torchrun)

@@ -94,8 +94,8 @@ def test_finetuning_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, shar
     assert_identical_runs(tmp_path / "reference", out)
 
 
-def test_two_process_ddp_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, small_corpus, wiki_tokenizer_dir):
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541", "-m"]
+def test_two_process_ddp_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, small_corpus, wiki_tokenizer_dir, free_port):
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port), "-m"]
     extra = ("--ddp_backend", "gloo", "--max_steps", "9", "--per_device_train_batch_size", "2")
     _run(pretrain_args(small_corpus, wiki_tokenizer_dir, tmp_path / "reference", *extra), launcher=torchrun)
     out = tmp_path / "run"

@@ -42,6 +42,25 @@ def _fill_nvme_paths(node: Any, name: str) -> None:
             _fill_nvme_paths(value, name)
 
 
+def _offloads_to_nvme(node: Any) -> bool:
+    if isinstance(node, dict):
+        return node.get("device") == "nvme" or any(_offloads_to_nvme(value) for value in node.values())
+    return False
+
+
+def _require_async_io(name: str) -> None:
+    """NVMe offload needs DeepSpeed's async_io op (libaio); without it DeepSpeed fails deep inside its engine."""
+    try:
+        from deepspeed.ops.op_builder import AsyncIOBuilder
+    except ImportError:
+        raise ConfigError(f"--deepspeed {name} needs DeepSpeed: pip install deepspeed.") from None
+    if not AsyncIOBuilder().is_compatible(verbose=False):
+        raise ConfigError(
+            f"--deepspeed {name} offloads to NVMe, which needs DeepSpeed's async_io op, and it cannot be built here: "
+            "install libaio (apt install libaio-dev, or conda install libaio) and retry, or use --deepspeed zero3_offload."
+        )
+
+
 def load_deepspeed_config(value: str, optim: str) -> dict[str, Any]:
     """The DeepSpeed config for ``--deepspeed VALUE`` (a shipped name, a JSON file or inline JSON), checked.
 
@@ -69,6 +88,8 @@ def load_deepspeed_config(value: str, optim: str) -> dict[str, Any]:
             f"--optim {optim}; use --optim adamw_torch with it, or a config without an \"optimizer\" section."
         )
     _fill_nvme_paths(config, value)
+    if _offloads_to_nvme(config):
+        _require_async_io(value)
     return config
 
 
