@@ -150,6 +150,10 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
         default="tensorboard",
         metadata={"help": "Trackers, comma-separated: tensorboard (default, local), wandb, mlflow, trackio, none."},
     )
+    eval_strategy: str | None = field(
+        default=None,
+        metadata={"help": "When to evaluate: no, steps or epoch (default: steps when --eval_steps is given, else no)."},
+    )
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
     save_total_limit: int | None = field(default=3, metadata={"help": "Keep the last K checkpoints."})
     plot_loss: bool = field(default=True, metadata={"help": "Write loss_curve.png into the output dir."})
@@ -164,8 +168,8 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
             raise ConfigError("--output_dir is required.")
         if self.on_nonfinite not in ("stop", "skip"):
             raise ConfigError(f"--on_nonfinite must be stop or skip, got '{self.on_nonfinite}'.")
-        if self.eval_steps is not None and self.eval_strategy in ("no", None):
-            self.eval_strategy = "steps"  # --eval_steps alone means: evaluate every N steps
+        if self.eval_strategy is None:  # --eval_steps alone means every N steps; an explicit "no" stays no
+            self.eval_strategy = "steps" if self.eval_steps is not None else "no"
         self.t5lab_optim = self.optim
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns every epoch otherwise

@@ -122,3 +122,14 @@ def test_runs_under_torchrun_with_two_processes(tmp_path, wikitext_file, wiki_to
     assert result.returncode == 0, result.stderr[-2000:]
     assert "on 2 process(es)" in result.stderr
     assert json.loads((out / "train_results.json").read_text())["train_loss"] > 0
+
+
+def test_eval_steps_alone_evaluate_and_an_explicit_no_turns_evaluation_off(tmp_path, wikitext_file, wiki_tokenizer_dir):
+    config = tmp_path / "recipe.yaml"
+    config.write_text("eval_steps: 2\n")  # a recipe that evaluates, as configs/quickstart.yaml does
+    common = ("--config", str(config), "--max_steps", "4", "--save_strategy", "no")
+    assert main(_args(wikitext_file, wiki_tokenizer_dir, tmp_path / "on", *common)) == 0
+    # every 2 steps, then the final evaluation that writes eval_results.json
+    assert [h["step"] for h in _history(tmp_path / "on") if "eval_loss" in h] == [2, 4, 4]
+    assert main(_args(wikitext_file, wiki_tokenizer_dir, tmp_path / "off", *common, "--eval_strategy", "no")) == 0
+    assert [h["step"] for h in _history(tmp_path / "off") if "eval_loss" in h] == [4]

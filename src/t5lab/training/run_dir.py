@@ -19,7 +19,7 @@ RESUMABLE_CHANGES = {
     "max_steps", "num_train_epochs", "save_steps", "eval_steps", "logging_steps", "save_total_limit",
     "report_to", "run_name", "resume_from_checkpoint", "overwrite_output_dir", "dataloader_num_workers",
     "preprocessing_num_workers", "plot_loss", "data_cache_dir", "overwrite_cache", "cache_dir", "logging_dir",
-    "on_nonfinite",
+    "on_nonfinite", "eval_strategy",
 }
 
 
