@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from math import comb
+
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
@@ -10,9 +12,8 @@ from t5lab.data.span_corruption import (
     compute_lengths,
     corrupt_spans,
     lengths_for_raw_length,
-    random_spans_noise_mask,
     reconstruct,
-    row_keys,
+    span_lengths,
 )
 from t5lab.data.tokenizer import sentinel_ids
 from t5lab.errors import ConfigError
@@ -69,16 +70,34 @@ def test_corruption_on_real_text(wiki_chunks, input_length, density, span):
     assert tokenizer.convert_ids_to_tokens(int(sentinels[0])) == "<extra_id_0>"
 
 
-def test_noise_mask_counts_and_shape():
+def test_span_counts_and_lengths():
     lengths = compute_lengths(512)
-    keys = row_keys(np.arange(64 * 568).reshape(64, 568), seed=0)
-    mask = random_spans_noise_mask(keys, lengths)
-    assert (mask.sum(axis=1) == lengths.num_noise_tokens).all()
-    starts = mask & ~np.concatenate([np.zeros((64, 1), bool), mask[:, :-1]], axis=1)
-    assert (starts.sum(axis=1) == lengths.num_noise_spans).all()
-    assert not mask[:, 0].any()  # T5 starts with a non-noise span
+    nonnoise, noise = span_lengths(np.arange(64 * 568).reshape(64, 568), lengths, seed=0)
+    assert nonnoise.shape == noise.shape == (64, lengths.num_noise_spans)
+    assert (noise.sum(axis=1) == lengths.num_noise_tokens).all()
+    assert (nonnoise.sum(axis=1) == lengths.raw_length - lengths.num_noise_tokens).all()
+    assert (noise >= 1).all() and (nonnoise >= 1).all()  # T5 starts with a non-noise span; no empty span
     # span lengths average to the requested mean
     assert lengths.num_noise_tokens / lengths.num_noise_spans == pytest.approx(3.0, rel=0.05)
+
+
+def test_spans_are_a_uniform_random_split():
+    # T5 splits the noise tokens into spans uniformly over all compositions: the length of any one span then
+    # follows P(l) = C(N - l - 1, S - 2) / C(N - 1, S - 1). Chi-square against it over 4,000 rows of real-size chunks.
+    from scipy.stats import chisquare
+
+    lengths = compute_lengths(512)
+    tokens = np.random.default_rng(0).integers(3, 32000, (4000, lengths.raw_length))
+    nonnoise, noise = span_lengths(tokens, lengths, seed=1)
+    for observed, total in ((noise, lengths.num_noise_tokens), (nonnoise, lengths.raw_length - lengths.num_noise_tokens)):
+        spans = lengths.num_noise_spans
+        expected = np.array([comb(total - size - 1, spans - 2) / comb(total - 1, spans - 1) for size in range(1, total - spans + 2)])
+        for column in (0, spans // 2, spans - 1):  # first, middle and last span are all distributed alike
+            counts = np.bincount(observed[:, column] - 1, minlength=len(expected))
+            keep = expected * len(observed) >= 5  # pool the sparse tail
+            f_observed = np.append(counts[keep], counts[~keep].sum())
+            f_expected = np.append(expected[keep], expected[~keep].sum()) * len(observed)
+            assert chisquare(f_observed, f_expected).pvalue > 1e-3, (total, column)
 
 
 def test_randomness_is_per_row_deterministic_and_varies_by_epoch_and_seed():

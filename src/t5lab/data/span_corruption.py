@@ -1,4 +1,4 @@
-"""T5 span corruption, exact and vectorized (pure numpy, no I/O).
+"""T5 span corruption, exact and compiled (numpy arrays in and out, no I/O).
 
 Follows T5's ``random_spans_noise_mask`` and ``noise_span_to_unique_sentinel``: a raw chunk of
 ``raw_length`` tokens is split into alternating non-noise/noise spans (starting with non-noise); each noise
@@ -7,9 +7,10 @@ Because every row of a packed batch has the same length, the number of noise tok
 for every row, so inputs and targets come out at exactly ``input_length`` and ``target_length``: no padding,
 no truncation.
 
-Randomness is counter-based: each row's noise is a hash of (seed, epoch, the row's tokens). A row is
-corrupted the same way whatever batch, process, accumulation split or resumed run it lands in, and
-differently in each epoch; and all rows are still drawn in one vectorized pass.
+Randomness is counter-based: each row's noise is drawn from a hash of (seed, epoch, the row's tokens). A row
+is corrupted the same way whatever batch, process, accumulation split or resumed run it lands in, and
+differently in each epoch. The per-row work (hash, two random splits, writing inputs and targets) is one
+compiled pass (numba): no per-row Python, no sort, no intermediate mask.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from t5lab.errors import ConfigError
 
@@ -86,83 +88,129 @@ def compute_lengths(
     return lengths
 
 
+# SplitMix64 (Steele et al. 2014): a counter-based generator, so any row's numbers can be drawn without a stream.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+# Uniform draws of 40 bits: times a count of gaps below 2^24, the products fit in 64 bits.
+_DRAW_BITS = 40
+_MAX_RAW_LENGTH = 2**24
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finalizer, elementwise on uint64 (wrapping arithmetic): a fast counter-based hash."""
-    with np.errstate(over="ignore"):  # wrapping is the point; numpy warns only for scalars
-        z = x + _GOLDEN
-        if z.ndim == 0:
-            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            return z ^ (z >> np.uint64(31))
-        # In place on one temporary: the hash runs over every token of a batch, allocation dominates.
-        z ^= z >> np.uint64(30)
-        z *= np.uint64(0xBF58476D1CE4E5B9)
-        z ^= z >> np.uint64(27)
-        z *= np.uint64(0x94D049BB133111EB)
-        z ^= z >> np.uint64(31)
-        return z
+@njit(inline="always")
+def _mix(z: np.uint64) -> np.uint64:
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
 
 
-def row_keys(tokens: np.ndarray, seed: int, epoch: int = 0) -> np.ndarray:
-    """One uint64 key per row from (seed, epoch, the row's token ids), computed without a per-row loop."""
-    with np.errstate(over="ignore"):
-        positions = np.arange(tokens.shape[1], dtype=np.uint64) * _GOLDEN
-    content = np.bitwise_xor.reduce(_splitmix64(tokens.astype(np.uint64) + positions), axis=1)
-    salt = _splitmix64(np.uint64(seed % 2**32) << np.uint64(32) | np.uint64(epoch % 2**32))
-    return _splitmix64(content ^ salt)
+@njit(inline="always")
+def _row_key(row: np.ndarray, position_keys: np.ndarray, salt: np.uint64) -> np.uint64:
+    # A position-weighted sum (wrapping) of the tokens: one multiply-add per token, which vectorizes.
+    content = np.uint64(0)
+    for i in range(row.shape[0]):
+        content += (np.uint64(row[i]) + np.uint64(1)) * position_keys[i]
+    return _mix(content ^ salt)
 
 
-def _random_bits(keys: np.ndarray, count: int, stream: int) -> np.ndarray:
-    """[rows, count] random uint64 values, a deterministic function of each row's key."""
-    counters = np.arange(count, dtype=np.uint64) + np.uint64(stream << 40)
-    return _splitmix64(keys[:, None] ^ _splitmix64(counters)[None, :])
+@njit(inline="always")
+def _segment(key: np.uint64, stream: int, items: int, segments: int, draws: np.ndarray, out: np.ndarray) -> None:
+    """Split ``items`` into ``segments`` random positive parts, uniformly over all such splits.
+
+    Selection sampling (Knuth's Algorithm S) picks the segments - 1 cut points among the items - 1 gaps in one
+    ordered pass: gap g is taken with probability (cuts still needed) / (gaps left). The draws are made first,
+    in a branch-free loop the compiler vectorizes.
+    """
+    for gap in range(1, items):
+        draws[gap] = _mix(key + np.uint64(stream + gap) * _GOLDEN) >> np.uint64(64 - _DRAW_BITS)
+    needed = segments - 1
+    previous_cut = 0
+    part = 0
+    for gap in range(1, items):
+        # draw / 2^40 < needed / gaps left, in exact integer arithmetic (no float conversion on the critical path)
+        if draws[gap] * np.uint64(items - gap) < np.uint64(needed) << np.uint64(_DRAW_BITS):
+            out[part] = gap - previous_cut
+            previous_cut = gap
+            part += 1
+            needed -= 1
+    out[part] = items - previous_cut
 
 
-def _random_segmentation(keys: np.ndarray, num_items: int, num_segments: int, stream: int) -> np.ndarray:
-    """For each row, split ``num_items`` into ``num_segments`` random positive parts (shape [rows, segments])."""
-    batch = keys.shape[0]
-    if num_segments == 1:
-        return np.full((batch, 1), num_items, dtype=np.int64)
-    # Choose num_segments - 1 distinct cut points among the num_items - 1 gaps, independently per row.
-    scores = _random_bits(keys, num_items - 1, stream)
-    cuts = np.argpartition(scores, num_segments - 2, axis=1)[:, : num_segments - 1] + 1
-    cuts.sort(axis=1)
-    edges = np.concatenate(
-        [np.zeros((batch, 1), np.int64), cuts, np.full((batch, 1), num_items, np.int64)], axis=1
-    )
-    return np.diff(edges, axis=1)
+@njit(inline="always")
+def _position_keys(length: int) -> np.ndarray:
+    keys = np.empty(length, dtype=np.uint64)
+    for i in range(length):
+        keys[i] = _mix(np.uint64(i) * _GOLDEN + _GOLDEN) | np.uint64(1)  # odd: every token value moves the sum
+    return keys
 
 
-def random_spans_noise_mask(keys: np.ndarray, lengths: CorruptionLengths) -> np.ndarray:
-    """Boolean [rows, raw_length] mask, one row per key; True marks noise. Rows start with a non-noise span."""
-    batch = keys.shape[0]
-    length, noise, spans = lengths.raw_length, lengths.num_noise_tokens, lengths.num_noise_spans
-    noise_span_lengths = _random_segmentation(keys, noise, spans, stream=1)
-    nonnoise_span_lengths = _random_segmentation(keys, length - noise, spans, stream=2)
-    interleaved = np.stack([nonnoise_span_lengths, noise_span_lengths], axis=2).reshape(batch, 2 * spans)
-    span_starts = np.cumsum(interleaved, axis=1)[:, :-1]
-    start_indicator = np.zeros((batch, length), dtype=np.uint8)
-    np.put_along_axis(start_indicator, span_starts, 1, axis=1)
-    # Noise spans are the odd-numbered ones: the running parity of span starts, in bytes.
-    return np.bitwise_xor.accumulate(start_indicator, axis=1).view(bool)
+@njit(inline="always")
+def _salt(seed: int, epoch: int) -> np.uint64:
+    return _mix((np.uint64(seed % 2**32) << np.uint64(32)) | np.uint64(epoch % 2**32))
 
 
-def _to_sentinels(tokens: np.ndarray, mask: np.ndarray, sentinel_ids: np.ndarray, eos_id: int) -> np.ndarray:
-    """Replace each masked span by one sentinel (numbered left to right), drop the rest of it, append EOS."""
-    previous = np.zeros_like(mask)
-    previous[:, 1:] = mask[:, :-1]
-    span_start = mask & ~previous
-    # Every row has the same number of spans, so the k-th start of each row (row-major order) gets sentinel k.
-    starts = np.flatnonzero(span_start)
-    with_sentinels = tokens.copy()
-    with_sentinels.flat[starts] = np.tile(sentinel_ids[: starts.size // tokens.shape[0]], tokens.shape[0])
-    keep = ~mask | span_start
-    kept = with_sentinels[keep].reshape(tokens.shape[0], -1)  # same count per row by construction
-    eos = np.full((tokens.shape[0], 1), eos_id, dtype=tokens.dtype)
-    return np.concatenate([kept, eos], axis=1)
+@njit(cache=True, nogil=True)
+def _span_lengths_kernel(tokens, num_noise, num_spans, seed, epoch, nonnoise_lengths, noise_lengths):
+    length = tokens.shape[1]
+    salt, position_keys = _salt(seed, epoch), _position_keys(length)
+    draws = np.empty(length, np.uint64)
+    for r in range(tokens.shape[0]):
+        key = _row_key(tokens[r], position_keys, salt)
+        _segment(key, 0, num_noise, num_spans, draws, noise_lengths[r])
+        _segment(key, num_noise, length - num_noise, num_spans, draws, nonnoise_lengths[r])
+
+
+@njit(cache=True, nogil=True)
+def _corrupt_kernel(tokens, num_noise, num_spans, seed, epoch, sentinel_ids, eos_id, inputs, targets):
+    length = tokens.shape[1]
+    salt, position_keys = _salt(seed, epoch), _position_keys(length)
+    noise_lengths = np.empty(num_spans, np.int64)
+    nonnoise_lengths = np.empty(num_spans, np.int64)
+    draws = np.empty(length, np.uint64)
+    for r in range(tokens.shape[0]):
+        key = _row_key(tokens[r], position_keys, salt)
+        _segment(key, 0, num_noise, num_spans, draws, noise_lengths)
+        _segment(key, num_noise, length - num_noise, num_spans, draws, nonnoise_lengths)
+        source = 0
+        written_inputs = 0
+        written_targets = 0
+        for span in range(num_spans):  # non-noise span, then noise span: T5's order
+            for _ in range(nonnoise_lengths[span]):
+                inputs[r, written_inputs] = tokens[r, source]
+                written_inputs += 1
+                source += 1
+            inputs[r, written_inputs] = sentinel_ids[span]
+            targets[r, written_targets] = sentinel_ids[span]
+            written_inputs += 1
+            written_targets += 1
+            for _ in range(noise_lengths[span]):
+                targets[r, written_targets] = tokens[r, source]
+                written_targets += 1
+                source += 1
+        inputs[r, written_inputs] = eos_id
+        targets[r, written_targets] = eos_id
+
+
+def _checked_tokens(tokens: np.ndarray, lengths: CorruptionLengths) -> np.ndarray:
+    if tokens.ndim != 2 or tokens.shape[1] != lengths.raw_length:
+        raise ValueError(f"expected tokens of shape [batch, {lengths.raw_length}], got {tokens.shape}")
+    if lengths.raw_length >= _MAX_RAW_LENGTH:
+        raise ValueError(f"rows of {lengths.raw_length} tokens are too long for span corruption (at most {_MAX_RAW_LENGTH - 1})")
+    if tokens.dtype.kind not in "iu":
+        raise ValueError(f"expected integer token ids, got {tokens.dtype}")
+    return np.ascontiguousarray(tokens)  # any integer width: the kernel is compiled per dtype, no copy
+
+
+def span_lengths(tokens: np.ndarray, lengths: CorruptionLengths, seed: int = 0, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The spans :func:`corrupt_spans` cuts each row into: ``(non-noise lengths, noise lengths)``, each [rows, spans].
+
+    Row r reads non-noise span 0, noise span 0, non-noise span 1, ... (T5 starts with non-noise).
+    """
+    tokens = _checked_tokens(tokens, lengths)
+    nonnoise = np.empty((tokens.shape[0], lengths.num_noise_spans), dtype=np.int64)
+    noise = np.empty_like(nonnoise)
+    _span_lengths_kernel(tokens, lengths.num_noise_tokens, lengths.num_noise_spans, seed, epoch, nonnoise, noise)
+    return nonnoise, noise
 
 
 def corrupt_spans(
@@ -170,14 +218,14 @@ def corrupt_spans(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Span-corrupt a [batch, raw_length] array of token ids.
 
-    Returns ``(inputs, targets)`` of shapes [batch, input_length] and [batch, target_length].
+    Returns int64 ``(inputs, targets)`` of shapes [batch, input_length] and [batch, target_length].
     ``sentinel_ids[k]`` is the id of ``<extra_id_k>``. Each row's noise depends on (seed, epoch, its tokens).
     """
-    if tokens.ndim != 2 or tokens.shape[1] != lengths.raw_length:
-        raise ValueError(f"expected tokens of shape [batch, {lengths.raw_length}], got {tokens.shape}")
-    mask = random_spans_noise_mask(row_keys(tokens, seed, epoch), lengths)
-    inputs = _to_sentinels(tokens, mask, sentinel_ids, eos_id)
-    targets = _to_sentinels(tokens, ~mask, sentinel_ids, eos_id)
+    tokens = _checked_tokens(tokens, lengths)
+    inputs = np.empty((tokens.shape[0], lengths.input_length), dtype=np.int64)
+    targets = np.empty((tokens.shape[0], lengths.target_length), dtype=np.int64)
+    _corrupt_kernel(tokens, lengths.num_noise_tokens, lengths.num_noise_spans, seed, epoch,
+                    np.asarray(sentinel_ids, dtype=np.int64), eos_id, inputs, targets)
     return inputs, targets
 
 
