@@ -50,7 +50,10 @@ def main() -> None:
         text = Dataset.from_dict({"text": lines})
         times: dict[str, list[float]] = {}
         for _ in range(args.repeats):  # alternate A/B
-            times.setdefault("ours", []).extend(timed(lambda: ours(our_batch), 5))
+            # The first call after the baseline finds caches cold (the baseline streams MBs through them).
+            calls = timed(lambda: ours(our_batch), 5)
+            times.setdefault("ours_first_call", []).append(calls[0])
+            times.setdefault("ours", []).extend(calls)
             times.setdefault("seed_full_rows", []).extend(timed(lambda: seed(full_rows), 1))
             times.setdefault("seed_corpus_lines", []).extend(timed(lambda: seed(line_batch), 1))
         for _ in range(max(2, args.repeats // 3)):
@@ -58,10 +61,13 @@ def main() -> None:
             times.setdefault("tokenize_seed", []).extend(timed(lambda: tokenize_lines(tokenizer, lines, 512, batch_size=8), 1))
         corpus_tokens = sum(len(r) for r in tokenizer([l for l in lines if l.strip()], add_special_tokens=False)["input_ids"])
 
-    positions = {"ours": args.batch * lengths.raw_length, "seed_full_rows": args.batch * 512, "seed_corpus_lines": args.batch * 512}
+    positions = {"ours": args.batch * lengths.raw_length, "ours_first_call": args.batch * lengths.raw_length,
+                 "seed_full_rows": args.batch * 512, "seed_corpus_lines": args.batch * 512}
     masking = {k: {"batch_seconds_median": median(times[k]), "positions_per_second": positions[k] / median(times[k])} for k in positions}
     masking["speedup_vs_seed_full_rows"] = masking["ours"]["positions_per_second"] / masking["seed_full_rows"]["positions_per_second"]
     masking["speedup_vs_seed_corpus_lines"] = masking["ours"]["positions_per_second"] / masking["seed_corpus_lines"]["positions_per_second"]
+    masking["first_call_speedup_vs_seed_full_rows"] = (masking["ours_first_call"]["positions_per_second"]
+                                                       / masking["seed_full_rows"]["positions_per_second"])
     data = {"corpus_tokens": corpus_tokens,
             "ours_pack_tokens_per_second": corpus_tokens / median(times["pack_ours"]),
             "seed_tokenize_pad512_tokens_per_second": corpus_tokens / median(times["tokenize_seed"]),

@@ -25,6 +25,9 @@ from t5lab.errors import ConfigError
 
 # Optimizers t5lab provides on top of the Trainer's own `--optim` choices.
 EXTRA_OPTIMIZERS = ("adamwscale",)
+if not torch.cuda.is_available():
+    # DeepSpeed, which transformers imports when it is installed, would warn on every run that it fell back to the CPU.
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
 # Fields whose value is derived from others; recording them would pin a stale value on reuse.
 _DERIVED_TRAINING_FIELDS = {"logging_dir", "local_rank"}
 

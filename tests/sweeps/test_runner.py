@@ -16,6 +16,7 @@ import yaml
 from optuna.trial import TrialState
 
 from t5lab.cli import main
+from t5lab.errors import PREEMPTED_EXIT_CODE
 from t5lab.sweeps.runner import open_storage, open_study, worker_environments
 from t5lab.sweeps.wandb_yaml import load_sweep, search_space
 
@@ -105,9 +106,10 @@ def test_an_interrupted_trial_is_queued_again_and_resumes_in_its_dir(tmp_path):
     while not log.exists() and time.monotonic() < deadline and sweep.poll() is None:
         time.sleep(0.2)
     time.sleep(0.5)
-    sweep.send_signal(signal.SIGTERM)  # as SLURM does at a time limit
+    sweep.send_signal(signal.SIGUSR1)  # as the SLURM templates ask before a time limit or preemption
     _, stderr = sweep.communicate(timeout=60)
-    assert sweep.returncode == 130, stderr
+    assert sweep.returncode == PREEMPTED_EXIT_CODE, stderr  # the exit code the SLURM templates requeue on
+    assert stderr.strip().splitlines()[-1].startswith("t5lab sweep: error: stopped by SIGUSR1; the running trials are queued again")
     study = load(out)
     assert by_state(study) == {"FAIL": [0], "WAITING": [1]}
     assert study.trials[1].params == study.trials[0].params

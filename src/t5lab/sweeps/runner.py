@@ -35,13 +35,16 @@ from t5lab.errors import ConfigError, UserError
 from t5lab.sweeps import wandb_yaml
 from t5lab.sweeps.trial import TrialFailed, check_metric, evaluations, expand_command, read_objective
 from t5lab.sweeps.wandb_yaml import SweepSpec
+from t5lab.training.checkpointing import PREEMPTION_SIGNALS, Preempted
 
 console = Console(stderr=True, soft_wrap=True)
 DEFAULT_OUTPUT_DIR = Path("runs/sweeps")
 DEFAULT_TRIALS = 20
 POLL_SECONDS = 1.0  # how often a running trial's logged evaluations are read (for pruning)
 HEARTBEAT_SECONDS = 60  # a trial whose worker is silent for two of these is failed and queued again
-STOP_SECONDS = 15  # a stopped trial gets this long to exit after SIGTERM before SIGKILL
+# A stopped trial gets this long after SIGTERM (to finish its step and save a checkpoint) before SIGKILL: under
+# the 120 s warning the SLURM templates ask for.
+STOP_SECONDS = 90
 MAX_RETRIES = 3
 
 
@@ -152,6 +155,18 @@ def _wait_for(threads: list[threading.Thread]) -> None:
         time.sleep(0.2)
 
 
+class _PreemptionSignal(BaseException):
+    """Raised in the main thread by SIGTERM/SIGUSR1, like KeyboardInterrupt by Ctrl-C."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def _raise_preemption(signum: int, frame: object) -> None:
+    raise _PreemptionSignal(signal.Signals(signum).name)
+
+
 class _Interrupted(Exception):
     """The sweep is stopping (Ctrl-C or SIGTERM) while this trial runs."""
 
@@ -177,22 +192,31 @@ class SweepRunner:
         self._local = threading.local()
 
     def run(self) -> None:
-        """Run the missing trials; Ctrl-C or SIGTERM stops them and queues them again for the next run."""
+        """Run the missing trials.
+
+        Ctrl-C, SIGTERM or SIGUSR1 (a SLURM preemption or time limit) stops the running trials, which save a
+        checkpoint, and queues them again for the next run; after a signal the sweep raises :class:`Preempted`,
+        whose exit code the SLURM templates requeue on.
+        """
         threads = [threading.Thread(target=self._worker, args=(i,), daemon=True) for i in range(self.workers)]
-        in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main_thread else None
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # only it may set signal handlers
+            previous = {signum: signal.signal(signum, _raise_preemption) for signum in PREEMPTION_SIGNALS}
         try:
             for thread in threads:
                 thread.start()
             _wait_for(threads)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _PreemptionSignal) as stop:
             console.print("Stopping: running trials are stopped and will resume when the sweep is run again.")
             self.stopping.set()
             _wait_for(threads)
+            if isinstance(stop, _PreemptionSignal):
+                raise Preempted(f"stopped by {stop.signal_name}; the running trials are queued again and resume from their "
+                                "checkpoints: rerun (requeue) the same command to continue the sweep.") from None
             raise
         finally:
-            if in_main_thread:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         if self.errors:
             raise self.errors[0]
 
