@@ -1,4 +1,4 @@
-"""The benchmarks' measuring instruments: the FLOP formula behind MFU and the seed-style baseline collator."""
+"""The benchmarks' measuring instruments: the FLOP formula behind MFU, the seed-style baseline collator, the probe."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from t5lab.data.span_corruption import reconstruct
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from baselines.seed_style import SeedStyleCollator  # noqa: E402
 from common import t5_training_flops  # noqa: E402
+from probe_encoder import probe_accuracy, read_sst2  # noqa: E402
 
 
 @pytest.mark.parametrize("feed_forward_proj", ["gated-gelu", "relu"])
@@ -56,3 +57,13 @@ def test_seed_style_collator_hides_spans_that_targets_restore() -> None:
     assert (batch["decoder_input_ids"][:, 0] == pad).all()
     np.testing.assert_array_equal(batch["decoder_input_ids"][:, 1:][batch["labels"][:, :-1] != -100],
                                   batch["labels"][:, :-1][batch["labels"][:, :-1] != -100])
+
+
+def test_linear_probe_reads_a_signal_and_nothing_else(shared_data) -> None:
+    texts, labels = read_sst2(shared_data / "glue" / "SST-2" / "dev.tsv", 800)
+    assert len(texts) == len(labels) == 800 and set(labels.tolist()) == {0, 1} and all(isinstance(t, str) for t in texts)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(800, 16))
+    informative = noise + 2.0 * labels[:, None]  # the label shifts every feature
+    assert probe_accuracy(informative[:600], labels[:600], informative[600:], labels[600:]) > 0.95
+    assert abs(probe_accuracy(noise[:600], labels[:600], noise[600:], labels[600:]) - 0.5) < 0.1
