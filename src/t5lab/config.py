@@ -288,6 +288,16 @@ def _extract_option(argv: list[str], name: str) -> tuple[str | None, list[str]]:
     return value, rest
 
 
+def _name_the_flag(message: str, argv: Sequence[str]) -> str:
+    """Prefix the Trainer's "X is not a valid SomeStrategy" with the flag that was given X (the last one wins)."""
+    invalid = re.match(r"'?(.+?)'? is not a valid \w+", message)
+    if invalid:
+        for flag, value in reversed(list(zip(argv, argv[1:]))):
+            if flag.startswith("--") and value == invalid.group(1):
+                return f"{flag.split('=')[0]}: {message}"
+    return message
+
+
 def parse_arguments(
     types: Sequence[type], argv: Sequence[str], prog: str, description: str
 ) -> tuple[Any, ...]:
@@ -302,7 +312,7 @@ def parse_arguments(
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:
-        raise ConfigError(str(exc).splitlines()[0]) from None
+        raise ConfigError(_name_the_flag(str(exc).splitlines()[0], full_argv)) from None
     instances = [i for i in instances if dataclasses.is_dataclass(i)]
     if remaining:
         known = [f"--{name}" for name in _dataclass_fields(types)]

@@ -65,6 +65,8 @@ CASES: dict[str, tuple[list[str], str]] = {
                                      "--resume_from_checkpoint {tmp}/half-written is incomplete (optimizer.pt has 1000 bytes, "),
     "resume-missing-checkpoint": (PRETRAIN + ["--resume_from_checkpoint", "{tmp}/nowhere"], "--resume_from_checkpoint {tmp}/nowhere is not a directory."),
     "on-nonfinite-unknown": (PRETRAIN + ["--on_nonfinite", "ignore"], "--on_nonfinite must be stop or skip, got 'ignore'."),
+    "eval-strategy-unknown": (PRETRAIN + ["--eval_strategy", "sometimes"],
+                              "--eval_strategy: sometimes is not a valid IntervalStrategy, please select one of ['no', 'steps', 'epoch']"),
     "hub-dataset-offline": (PRETRAIN + ["--train_file", "", "--dataset_name", "allenai/c4"],
                             "hub dataset 'allenai/c4' requested but the hub is offline (HF_HUB_OFFLINE is set); use --train_file"),
     "unknown-task": (FINETUNE + ["--task", "glue/sst3"], "unknown task 'glue/sst3' (close matches: glue/sst2, glue/stsb"),
