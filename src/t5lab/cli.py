@@ -134,8 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"t5lab: error: unknown command '{command}'; choose one of {', '.join(COMMANDS)}.", file=sys.stderr)
         return 2
     handler = COMMANDS[command][0]
+    finished = False
     try:
-        return handler(args[1:])
+        code = handler(args[1:])
+        finished = code == 0
+        return code
     except UserError as exc:
         if debug:
             raise
@@ -145,11 +148,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"t5lab {command}: interrupted", file=sys.stderr)
         return 130
     finally:
-        _close_process_group()
+        _close_process_group(wait_for_others=finished)
 
 
-def _close_process_group() -> None:
-    """Close the process group a launched run opened: left open, gloo's threads can abort the process at exit."""
+def _close_process_group(wait_for_others: bool) -> None:
+    """Close the process group a launched run opened: left open, gloo's threads can abort the process at exit.
+
+    After a successful run the processes first wait for each other: one that tore its group down while
+    rank 0 was still saving the model could die in gloo's threads (SIGABRT) and fail the launch.
+    """
     distributed = sys.modules.get("torch.distributed")  # never import torch for commands that did not
     if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        if wait_for_others:
+            distributed.barrier()
         distributed.destroy_process_group()
