@@ -71,7 +71,8 @@ def main() -> None:
             results.append({"model": directory, "init": init, "probe_dev_accuracy": accuracy})
             print(f"{directory} ({init}): SST-2 dev accuracy of a linear probe {accuracy:.3f}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"machine": machine(), "settings": vars(args), "results": results}, indent=2))
+    settings = {**vars(args), "glue_dir": Path(args.glue_dir).name}  # no machine paths in stored results
+    Path(args.out).write_text(json.dumps({"machine": machine(), "settings": settings, "results": results}, indent=2))
 
 
 if __name__ == "__main__":
