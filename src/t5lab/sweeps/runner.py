@@ -168,7 +168,7 @@ def _raise_preemption(signum: int, frame: object) -> None:
 
 
 class _Interrupted(Exception):
-    """The sweep is stopping (Ctrl-C or SIGTERM) while this trial runs."""
+    """The sweep is stopping (Ctrl-C, SIGTERM or SIGUSR1) while this trial runs."""
 
     def __init__(self, number: int) -> None:
         super().__init__(f"trial {number} interrupted")
@@ -208,6 +208,8 @@ class SweepRunner:
             _wait_for(threads)
         except (KeyboardInterrupt, _PreemptionSignal) as stop:
             console.print("Stopping: running trials are stopped and will resume when the sweep is run again.")
+            for signum in previous:  # a repeated signal must not cut the orderly stop short
+                signal.signal(signum, signal.SIG_IGN)
             self.stopping.set()
             _wait_for(threads)
             if isinstance(stop, _PreemptionSignal):
