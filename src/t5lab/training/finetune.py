@@ -182,7 +182,9 @@ class FinetuneTrainer(T5LabTrainer):
         output = self.predict(evaluation_set.dataset, metric_key_prefix="eval", max_length=limit + 1,
                               num_beams=args.num_beams, length_penalty=args.length_penalty)
         loss = {"loss": output.metrics["eval_loss"]} if "eval_loss" in output.metrics else {}
-        return decode(self.processing_class, output.predictions), loss
+        # Under data parallelism Seq2SeqTrainer gathers with accelerator.gather, which keeps the examples the
+        # sampler repeated to even out the processes' last batches; they come after all the real ones, in order.
+        return decode(self.processing_class, output.predictions[: len(evaluation_set.dataset)]), loss
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **kwargs) -> dict[str, float]:
         single = len(self.evaluation_sets) == 1
@@ -320,6 +322,10 @@ def finetune(model_args: ModelArguments, task_args: TaskArguments, training_args
     callbacks.append(TrackingCallback(config))
     trainer = _make_trainer(model, tokenizer, training_args, task_args, evaluation_sets,
                             _mixture(train_parts, task_args, training_args.seed), callbacks)
+    if trainer.is_world_process_zero():
+        console.print(f"Fine-tuning {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters on "
+                      f"{', '.join(t.name for t in tasks)} on {trainer.args.world_size} process(es)"
+                      + (f"; resuming from {resume}" if resume else ""))
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     trainer.log_metrics("train", result.metrics)
@@ -330,7 +336,7 @@ def finetune(model_args: ModelArguments, task_args: TaskArguments, training_args
         _report(trainer, metrics, output_dir)
     trainer.save_metrics("eval", metrics)
     trainer.save_state()
-    if test_sets and trainer.is_world_process_zero():
+    if test_sets:
         _predict_unlabeled(trainer, test_sets, output_dir)
     if trainer.is_world_process_zero() and training_args.plot_loss:
         plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title=f"fine-tuning {', '.join(t.name for t in tasks)}")
@@ -338,11 +344,14 @@ def finetune(model_args: ModelArguments, task_args: TaskArguments, training_args
 
 
 def _predict_unlabeled(trainer: FinetuneTrainer, test_sets: list[EvaluationSet], output_dir: Path) -> None:
+    """Predict on every process (prediction is a collective under data parallelism); the first one writes."""
     for test_set in test_sets:
         texts, _ = trainer.predict_texts(test_set)
-        write_predictions(output_dir / "predictions" / f"{test_set.name}.jsonl", test_set, texts)
-        write_glue_submission(output_dir / "glue_submission", test_set, texts)
-    console.print(f"Test predictions: {output_dir / 'predictions'}; GLUE submission files: {output_dir / 'glue_submission'}")
+        if trainer.is_world_process_zero():
+            write_predictions(output_dir / "predictions" / f"{test_set.name}.jsonl", test_set, texts)
+            write_glue_submission(output_dir / "glue_submission", test_set, texts)
+    if trainer.is_world_process_zero():
+        console.print(f"Test predictions: {output_dir / 'predictions'}; GLUE submission files: {output_dir / 'glue_submission'}")
 
 
 def _trainer_for_existing_model(model_args: ModelArguments, task_args: TaskArguments, training_args: T5LabTrainingArguments,
@@ -361,7 +370,8 @@ def evaluate(model_args: ModelArguments, task_args: TaskArguments, training_args
     """Evaluate an existing model on the validation splits of the task(s); writes metrics and predictions."""
     trainer = _trainer_for_existing_model(model_args, task_args, training_args, "validation")
     metrics = trainer.evaluate()
-    _report(trainer, metrics, Path(training_args.output_dir))
+    if trainer.is_world_process_zero():
+        _report(trainer, metrics, Path(training_args.output_dir))
     trainer.save_metrics("eval", metrics)
     return metrics
 
