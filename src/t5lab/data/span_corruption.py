@@ -149,28 +149,30 @@ def _salt(seed: int, epoch: int) -> np.uint64:
     return _mix((np.uint64(seed % 2**32) << np.uint64(32)) | np.uint64(epoch % 2**32))
 
 
+@njit(inline="always")
+def _split_row(row, num_noise, num_spans, salt, position_keys, draws, nonnoise_lengths, noise_lengths) -> None:
+    """One row's random split into non-noise and noise spans, each from its own stream of the row's key."""
+    key = _row_key(row, position_keys, salt)
+    _segment(key, 0, num_noise, num_spans, draws, noise_lengths)
+    _segment(key, num_noise, row.shape[0] - num_noise, num_spans, draws, nonnoise_lengths)
+
+
 @njit(cache=True, nogil=True)
 def _span_lengths_kernel(tokens, num_noise, num_spans, seed, epoch, nonnoise_lengths, noise_lengths):
-    length = tokens.shape[1]
-    salt, position_keys = _salt(seed, epoch), _position_keys(length)
-    draws = np.empty(length, np.uint64)
+    salt, position_keys = _salt(seed, epoch), _position_keys(tokens.shape[1])
+    draws = np.empty(tokens.shape[1], np.uint64)
     for r in range(tokens.shape[0]):
-        key = _row_key(tokens[r], position_keys, salt)
-        _segment(key, 0, num_noise, num_spans, draws, noise_lengths[r])
-        _segment(key, num_noise, length - num_noise, num_spans, draws, nonnoise_lengths[r])
+        _split_row(tokens[r], num_noise, num_spans, salt, position_keys, draws, nonnoise_lengths[r], noise_lengths[r])
 
 
 @njit(cache=True, nogil=True)
 def _corrupt_kernel(tokens, num_noise, num_spans, seed, epoch, sentinel_ids, eos_id, inputs, targets):
-    length = tokens.shape[1]
-    salt, position_keys = _salt(seed, epoch), _position_keys(length)
+    salt, position_keys = _salt(seed, epoch), _position_keys(tokens.shape[1])
     noise_lengths = np.empty(num_spans, np.int64)
     nonnoise_lengths = np.empty(num_spans, np.int64)
-    draws = np.empty(length, np.uint64)
+    draws = np.empty(tokens.shape[1], np.uint64)
     for r in range(tokens.shape[0]):
-        key = _row_key(tokens[r], position_keys, salt)
-        _segment(key, 0, num_noise, num_spans, draws, noise_lengths)
-        _segment(key, num_noise, length - num_noise, num_spans, draws, nonnoise_lengths)
+        _split_row(tokens[r], num_noise, num_spans, salt, position_keys, draws, nonnoise_lengths, noise_lengths)
         source = 0
         written_inputs = 0
         written_targets = 0
