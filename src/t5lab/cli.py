@@ -87,6 +87,12 @@ def _export(argv: Sequence[str]) -> int:
     return export_command(argv)
 
 
+def _inspect(argv: Sequence[str]) -> int:
+    from t5lab.evaluation.inspect_checkpoint import inspect_command
+
+    return inspect_command(argv)
+
+
 def _tokenizer(argv: Sequence[str]) -> int:
     from t5lab.data.tokenizer import train_tokenizer_command
 
@@ -111,6 +117,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "runs": (_runs, "table of the runs under a folder with their eval metrics"),
     "slurm": (_slurm, "write an sbatch script: pretrain, finetune or sweep on N nodes x G GPUs"),
     "export": (_export, "write a checkpoint (DeepSpeed ZeRO or plain) as a plain Hugging Face model"),
+    "inspect": (_inspect, "does a checkpoint use its encoder? pre-training diagnostics against a random twin"),
     "tokenizer": (_tokenizer, "train a SentencePiece tokenizer with T5 sentinels (t5lab tokenizer train ...)"),
 }
 

@@ -6,6 +6,8 @@ The CLI turns it into one line on stderr and exit code 2; tracebacks are shown o
 
 from __future__ import annotations
 
+import argparse
+
 
 class UserError(Exception):
     """A problem with the user's input, reported as one line: what is wrong and how to fix it."""
@@ -22,6 +24,13 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A missing, empty or malformed data source."""
+
+
+class UserArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one-line :class:`UserError`s instead of usage dumps."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see --help)")
 
 
 # Exit code of a run that saved a checkpoint and stopped on SIGTERM/SIGUSR1 (preemption): the SLURM

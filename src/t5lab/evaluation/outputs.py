@@ -14,12 +14,28 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 
+# Pre-training diagnostics drawn in the second panel of the loss plot, with their legend labels.
+DIAGNOSTIC_CURVES = {
+    "eval_noise_loss": "loss on hidden tokens",
+    "eval_noise_unigram_loss": "corpus unigram on hidden tokens",
+    "eval_sentinel_loss": "loss on sentinels + EOS",
+    "eval_encoder_gain": "encoder gain (rolled inputs - true)",
+}
+
+
 def plot_loss_curve(log_history: Iterable[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Plot training and evaluation loss against the step from a Trainer's ``log_history``."""
+    """Plot training and evaluation loss against the step from a Trainer's ``log_history``.
+
+    When the evaluations carry pre-training diagnostics (see :mod:`t5lab.evaluation.pretraining`), a second
+    panel shows them: hidden-token loss against its unigram reference, sentinel loss and encoder gain.
+    """
     history = list(log_history)
     train = [(h["step"], h["loss"]) for h in history if "loss" in h]
     evaluation = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    diagnostics = {label: [(h["step"], h[key]) for h in history if key in h] for key, label in DIAGNOSTIC_CURVES.items()}
+    diagnostics = {label: points for label, points in diagnostics.items() if points}
+    fig, axes = plt.subplots(1, 2 if diagnostics else 1, figsize=(13 if diagnostics else 7, 4), squeeze=False)
+    ax = axes[0][0]
     if train:
         ax.plot(*zip(*train), label="train loss", alpha=0.8)
     if evaluation:
@@ -30,6 +46,17 @@ def plot_loss_curve(log_history: Iterable[dict[str, Any]], path: str | Path, tit
     ax.grid(alpha=0.3)
     if train or evaluation:
         ax.legend()
+    if diagnostics:
+        right = axes[0][1]
+        for label, points in diagnostics.items():
+            style = "--" if "unigram" in label else "o-"
+            right.plot(*zip(*points), style, label=label)
+        right.axhline(0.0, color="grey", linewidth=0.8)
+        right.set_xlabel("step")
+        right.set_ylabel("nats per target token")
+        right.set_title("what the model has learned (held-out text)")
+        right.grid(alpha=0.3)
+        right.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

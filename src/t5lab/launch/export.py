@@ -13,17 +13,12 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from t5lab.errors import UserError
+from t5lab.errors import UserArgumentParser, UserError
 from t5lab.models.presets import new_model
 
 # Files a checkpoint carries besides the weights that a standalone model needs.
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spiece.model",
                     "added_tokens.json")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message} (see --help)")
 
 
 def is_zero_checkpoint(checkpoint: Path) -> bool:
@@ -68,7 +63,7 @@ def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> str:
 
 def export_command(argv: Sequence[str]) -> int:
     """``t5lab export CHECKPOINT OUTDIR``."""
-    parser = _Parser(prog="t5lab export", description="Write a checkpoint (DeepSpeed ZeRO or plain) as a plain Hugging Face model.")
+    parser = UserArgumentParser(prog="t5lab export", description="Write a checkpoint (DeepSpeed ZeRO or plain) as a plain Hugging Face model.")
     parser.add_argument("checkpoint", help="a checkpoint folder (e.g. runs/x/checkpoint-2000) or a run's output dir")
     parser.add_argument("output_dir", help="a new or empty folder for the model")
     args = parser.parse_args(list(argv))

@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Sequence
 
-from t5lab.errors import PREEMPTED_EXIT_CODE, UserError
+from t5lab.errors import PREEMPTED_EXIT_CODE, UserArgumentParser, UserError
 from t5lab.launch.configs import launch_file
 
 SLURM_COMMANDS = ("pretrain", "finetune", "sweep")
@@ -21,11 +21,6 @@ SLURM_COMMANDS = ("pretrain", "finetune", "sweep")
 _TRAINING_TASK_ENV = ("export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS "
                       "LOCAL_WORLD_SIZE=$SLURM_NTASKS_PER_NODE; ")
 _SWEEP_TASK_ENV = "export CUDA_VISIBLE_DEVICES=$SLURM_LOCALID; "
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message} (see --help)")
 
 
 def render_sbatch(command: str, t5lab_args: Sequence[str], nodes: int, gpus_per_node: int, time: str = "24:00:00",
@@ -66,7 +61,7 @@ def slurm_command(argv: Sequence[str]) -> int:
     argv = list(argv)
     t5lab_args = argv[argv.index("--") + 1:] if "--" in argv else []
     own = argv[:argv.index("--")] if "--" in argv else argv
-    parser = _Parser(prog="t5lab slurm", description="Write an sbatch script that runs a t5lab command on N nodes x G GPUs.",
+    parser = UserArgumentParser(prog="t5lab slurm", description="Write an sbatch script that runs a t5lab command on N nodes x G GPUs.",
                      epilog="example: t5lab slurm pretrain --nodes 2 --gpus_per_node 8 --output pretrain.sbatch -- "
                             "--config configs/t5-base-nanot5.yaml --output_dir runs/base --deepspeed zero2")
     parser.add_argument("command", choices=SLURM_COMMANDS)

@@ -19,6 +19,7 @@ from t5lab.data.pipeline import corpus_texts, pretraining_datasets
 from t5lab.data.span_corruption import compute_lengths
 from t5lab.data.tokenizer import load_tokenizer, save_tokenizer, sentinel_ids, train_tokenizer
 from t5lab.evaluation.outputs import plot_loss_curve
+from t5lab.evaluation.pretraining import PretrainingDiagnostics, dataset_unigram_log_probs, describe_encoder_gain
 from t5lab.models.presets import build_model
 from t5lab.training.optim import optimizer_cls_and_kwargs
 from t5lab.training.run_dir import prepare_output_dir
@@ -93,6 +94,10 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
     model = build_model(tokenizer, model_args.model_name_or_path, model_args.config_name, model_args.cache_dir,
                         model_args.model_revision, model_args.trust_remote_code)
     collator = SpanCorruptionCollator(lengths, sentinels, tokenizer.eos_token_id, model.config.decoder_start_token_id, seed=training_args.seed)
+    diagnostics = None
+    if eval_dataset is not None:
+        diagnostics = PretrainingDiagnostics(int(sentinels.min()), tokenizer.eos_token_id,
+                                             dataset_unigram_log_probs(train_dataset, model.config.vocab_size))
     trainer = T5LabTrainer(
         model=model,
         args=training_args,
@@ -106,6 +111,7 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
             training_args.t5lab_optim, training_args.learning_rate, training_args.weight_decay,
             (training_args.adam_beta1, training_args.adam_beta2), training_args.adam_epsilon),
         callbacks=[EpochToCollator(collator), TrackingCallback(config)],
+        diagnostics=diagnostics,
     )
     if trainer.is_world_process_zero():
         n_params = sum(p.numel() for p in model.parameters())
@@ -130,6 +136,9 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
         if training_args.plot_loss:
             plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title=f"pre-training {output_dir.name}")
         if eval_dataset is not None:
+            print(f"\nEncoder use on held-out text: {describe_encoder_gain(metrics.get('eval_encoder_gain'))} "
+                  f"(noise-token loss {metrics.get('eval_noise_loss', float('nan')):.2f} vs "
+                  f"{metrics.get('eval_noise_unigram_loss', float('nan')):.2f} for the corpus unigram distribution).")
             rows = [eval_dataset[i] for i in range(min(3, len(eval_dataset)))]
             print("\nSpan fills by the trained model on held-out text:")
             for fill in span_fills(trainer.model, tokenizer, collator, rows):

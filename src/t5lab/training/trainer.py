@@ -17,6 +17,7 @@ from safetensors import SafetensorError
 from transformers import Seq2SeqTrainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
+from t5lab.evaluation.pretraining import PretrainingDiagnostics
 from t5lab.training.checkpointing import (
     CheckpointWriteError,
     NonFiniteError,
@@ -39,10 +40,12 @@ class T5LabTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer that logs ``tokens_per_second`` (non-pad input + target tokens, all processes), writes
     checkpoints atomically, stops cleanly on SIGTERM/SIGUSR1 and applies ``--on_nonfinite``."""
 
-    def __init__(self, *args: Any, optimizer_cls_and_kwargs: tuple | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, optimizer_cls_and_kwargs: tuple | None = None,
+                 diagnostics: PretrainingDiagnostics | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Seq2SeqTrainer does not forward this Trainer argument; the Trainer reads it in create_optimizer.
         self.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs
+        self.diagnostics = diagnostics
         self._tokens_since_log: torch.Tensor | int = 0
         self._last_log_time = time.perf_counter()
         self.nonfinite_skipped = 0
@@ -83,6 +86,26 @@ class T5LabTrainer(Seq2SeqTrainer):
             poison = float("nan")  # T5LAB_FAULT_NONFINITE_STEPS test hook: NaN loss, hence NaN gradients
             result = (result[0] * poison, *result[1:]) if return_outputs else result * poison
         return result
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **kwargs):
+        loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys, **kwargs)
+        if self.diagnostics is not None and "labels" in inputs:
+            with torch.no_grad(), self.autocast_smart_context_manager():
+                self.diagnostics.update(model, self._prepare_inputs(inputs), logits[0] if isinstance(logits, tuple) else logits)
+        return loss, logits, labels
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"):
+        if self.diagnostics is not None:
+            self.diagnostics.reset()
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        if self.diagnostics is not None:
+            if self.args.world_size > 1:
+                gathered: list = [None] * self.args.world_size
+                torch.distributed.all_gather_object(gathered, self.diagnostics.sums)
+                self.diagnostics.reset()
+                self.diagnostics.merge(gathered)
+            output.metrics.update({f"{metric_key_prefix}_{k}": v for k, v in self.diagnostics.metrics().items()})
+        return output
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         # Kept as a tensor: converting here would force a device sync every step.
