@@ -136,8 +136,7 @@ def encoder_collapse(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str
     """Mean pairwise cosine similarity of encoder token states and their effective rank.
 
     Token states of the non-padding positions of ``texts`` (up to ``max_tokens``) are collected from the
-    encoder's last layer. Effective rank = exp(entropy of the normalised singular values) (Roy & Vetterli
-    2007): d_model for isotropic states, 1 for states that all point one way.
+    encoder's last layer; see :func:`collapse_statistics`.
     """
     model.eval()
     states = []
@@ -152,13 +151,22 @@ def encoder_collapse(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str
             break
     if not states:
         return {}
-    h = torch.cat(states)[:max_tokens]
-    unit = F.normalize(h, dim=-1)
+    return collapse_statistics(torch.cat(states)[:max_tokens])
+
+
+def collapse_statistics(states: torch.Tensor) -> dict[str, float]:
+    """Mean pairwise cosine (self-pairs excluded) and effective rank of token states ``[tokens, dim]``.
+
+    Effective rank = exp(entropy of the normalised singular values) (Roy & Vetterli 2007): ``dim`` for
+    isotropic states, 1 for states that all point one way.
+    """
+    states = states.float()
+    unit = F.normalize(states, dim=-1)
     n = unit.shape[0]
     total = unit.sum(0)
     mean_cosine = float((total @ total - n) / (n * (n - 1))) if n > 1 else 1.0
-    singular = torch.linalg.svdvals(h)
+    singular = torch.linalg.svdvals(states)
     p = singular / singular.sum()
     effective_rank = float(torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()))
     return {"mean_token_cosine": round(mean_cosine, 4), "effective_rank": round(effective_rank, 1), "tokens": n,
-            "dimensions": h.shape[1]}
+            "dimensions": states.shape[1]}

@@ -1,0 +1,239 @@
+"""Does pre-training transfer? GLUE dev metrics of pre-training snapshots against a random twin.
+
+One pre-training run (a recipe such as configs/cpu-1h.yaml on Project Gutenberg) is checkpointed at step
+budgets. While it trains, on the second core, every snapshot and a randomly initialised twin (same preset,
+same tokenizer) are fine-tuned with identical budgets on SST-2, a 1,000-example SST-2 subset, RTE and CoLA
+(full dev sets, generation). The fine-tuning learning rate is tuned per init with the same search for each:
+every candidate rate on SST-2 seed 1, the best one then used for every other run of that init. Results are
+rewritten after every fine-tuning run (``OUT/study.json``, ``OUT/study.md``, ``OUT/study.png``), so an
+interrupted study still leaves a table; rerunning the same command skips finished runs and resumes the
+pre-training.
+
+    python bench/study_transfer.py --out runs/study-transfer
+    python bench/study_transfer.py --pretrain_dir runs/gutenberg-1h --out runs/study-transfer   # an existing run
+
+Each snapshot records its step, tokens seen, minutes since the run started (data preparation included) and
+the pre-training evaluation at that step (loss, encoder gain, hidden-token loss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+# name -> (task, extra finetune flags, metric key in eval_results.json)
+TASKS = {
+    "sst2": ("glue/sst2", [], "eval_accuracy"),
+    "sst2-1k": ("glue/sst2", ["--max_train_samples", "1000"], "eval_accuracy"),
+    "rte": ("glue/rte", [], "eval_accuracy"),
+    "cola": ("glue/cola", [], "eval_mcc"),
+}
+TUNING_TASK = "sst2"
+
+
+def t5lab(*args: str) -> list[str]:
+    return [sys.executable, "-m", "t5lab", *args]
+
+
+def run_settings(run_dir: Path) -> dict:
+    return yaml.safe_load((run_dir / "t5lab_config.yaml").read_text())
+
+
+def snapshot_record(run_dir: Path, step: int) -> dict | None:
+    """Figures of checkpoint-STEP once it is complete (the Trainer writes trainer_state.json last)."""
+    checkpoint = run_dir / f"checkpoint-{step}"
+    state_file = checkpoint / "trainer_state.json"
+    if not state_file.is_file():
+        return None
+    settings = run_settings(run_dir)
+    history = json.loads(state_file.read_text())["log_history"]
+    evals = [h for h in history if "eval_loss" in h and h["step"] <= step]
+    last_eval = evals[-1] if evals else {}
+    from t5lab.data.span_corruption import compute_lengths
+
+    raw_length = compute_lengths(settings.get("input_length", 512), settings.get("noise_density", 0.15),
+                                 settings.get("mean_noise_span_length", 3.0)).raw_length
+    batch = settings.get("per_device_train_batch_size", 8) * settings.get("gradient_accumulation_steps", 1)
+    return {
+        "name": f"{step} steps", "model": str(checkpoint), "step": step, "tokens": step * batch * raw_length,
+        "minutes": round((state_file.stat().st_mtime - (run_dir / "t5lab_config.yaml").stat().st_mtime) / 60, 1),
+        "pretrain_eval_loss": last_eval.get("eval_loss"), "eval_encoder_gain": last_eval.get("eval_encoder_gain"),
+        "eval_noise_loss": last_eval.get("eval_noise_loss"), "eval_noise_unigram_loss": last_eval.get("eval_noise_unigram_loss"),
+        "eval_step": last_eval.get("step"),
+    }
+
+
+def finetune(args: argparse.Namespace, out: Path, init: dict, task_name: str, seed: int, lr: float) -> dict:
+    """Fine-tune one init on one task; returns the result record (reused when the run already finished)."""
+    task, extra, metric = TASKS[task_name]
+    name = f"{init['name'].replace(' ', '')}-{task_name}-seed{seed}-lr{lr:g}"
+    run_dir = out / "finetune" / name
+    results_file = run_dir / "eval_results.json"
+    if not results_file.is_file():
+        model_args = (["--model_name_or_path", init["model"]] if init["model"] else
+                      ["--config_name", init["preset"], "--tokenizer_name", init["tokenizer"]])
+        command = t5lab("finetune", "--task", task, "--data_dir", args.glue_dir, *model_args, *extra,
+                        "--max_steps", str(args.finetune_steps), "--per_device_train_batch_size", "32",
+                        "--per_device_eval_batch_size", "64", "--max_source_length", "128", "--max_target_length", "8",
+                        "--learning_rate", str(lr), "--lr_scheduler_type", "constant_with_warmup", "--warmup_steps", "50",
+                        "--save_strategy", "no", "--logging_steps", "50", "--report_to", "none", "--disable_tqdm", "true",
+                        "--seed", str(seed), "--overwrite_output_dir", "true", "--output_dir", str(run_dir))
+        started = time.time()
+        with open(out / "finetune.log", "a") as log:
+            log.write(f"\n### {name}\n")
+            log.flush()
+            subprocess.run(command, stdout=log, stderr=log, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        (run_dir / "seconds").write_text(f"{time.time() - started:.1f}\n")
+        shutil.rmtree(run_dir / "predictions", ignore_errors=True)
+    value = json.loads(results_file.read_text())[metric]
+    seconds = float((run_dir / "seconds").read_text()) if (run_dir / "seconds").is_file() else None
+    return {"init": init["name"], "task": task_name, "seed": seed, "lr": lr, "metric": metric.removeprefix("eval_"),
+            "value": value, "seconds": seconds}
+
+
+def best_lr(results: list[dict], init: str, lrs: list[float]) -> float | None:
+    """The tuning rate with the best seed-1 SST-2 result for ``init``, once every candidate has run."""
+    tried = {r["lr"]: r["value"] for r in results if r["init"] == init and r["task"] == TUNING_TASK and r["seed"] == 1}
+    return max(tried, key=tried.get) if all(lr in tried for lr in lrs) else None
+
+
+def write_report(out: Path, study: dict) -> None:
+    """study.json, a markdown table (mean over seeds at each init's tuned rate) and a plot per task."""
+    (out / "study.json").write_text(json.dumps(study, indent=2))
+    results, inits = study["results"], study["inits"]
+    header = ["init", "step", "tokens", "minutes", "pt eval loss", "encoder gain", "tuned lr"] + list(TASKS)
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    points: dict[str, list] = {t: [] for t in TASKS}
+    for init in inits:
+        lr = best_lr(results, init["name"], study["settings"]["lrs"])
+        cells = [init["name"], str(init.get("step", 0)), f"{init.get('tokens', 0) / 1e6:.1f}M", str(init.get("minutes", 0)),
+                 f"{init['pretrain_eval_loss']:.2f}" if init.get("pretrain_eval_loss") else "-",
+                 f"{init['eval_encoder_gain']:+.2f}" if init.get("eval_encoder_gain") is not None else "-", f"{lr:g}" if lr else "-"]
+        for task in TASKS:
+            values = [r["value"] for r in results if r["init"] == init["name"] and r["task"] == task and r["lr"] == lr]
+            if values:
+                mean = statistics.mean(values)
+                cells.append(f"{mean:.3f} ({', '.join(f'{v:.3f}' for v in values)})")
+                points[task].append((init.get("minutes", 0), mean, init["model"] is None))
+            else:
+                cells.append("-")
+        rows.append("| " + " | ".join(cells) + " |")
+    (out / "study.md").write_text("\n".join(rows) + "\n")
+    print("\n".join(rows), flush=True)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(TASKS), figsize=(4 * len(TASKS), 3.5))
+    for ax, (task, task_points) in zip(axes, points.items()):
+        pretrained = sorted((m, v) for m, v, twin in task_points if not twin)
+        for _, value, twin in task_points:
+            if twin:
+                ax.axhline(value, color="tab:red", linestyle="--", label="random init (twin)")
+        if pretrained:
+            ax.plot(*zip(*pretrained), "o-", color="tab:blue", label="pre-trained")
+        ax.set_xlabel("pre-training minutes (1 core)")
+        ax.set_ylabel(TASKS[task][2].removeprefix("eval_"))
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+        if task_points:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "study.png", dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    data = os.environ.get("T5LAB_SHARED_DATA", "../shared/data")
+    parser.add_argument("--pretrain_config", default="configs/cpu-1h.yaml")
+    parser.add_argument("--corpus", default=f"{data}/corpus/gutenberg-10M/train.txt")
+    parser.add_argument("--validation_file", default=f"{data}/corpus/gutenberg-10M/dev.txt")
+    parser.add_argument("--pretrain_dir", help="use this (finished or running) pre-training run instead of starting one")
+    parser.add_argument("--budget_steps", type=int, nargs="+", default=[400, 800, 1200])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--lrs", type=float, nargs="+", default=[3e-4, 1e-3], help="fine-tuning rates tried per init")
+    parser.add_argument("--glue_dir", default=f"{data}/glue")
+    parser.add_argument("--finetune_steps", type=int, default=300)
+    parser.add_argument("--out", default="runs/study-transfer")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    pretraining = None
+    run_dir = Path(args.pretrain_dir) if args.pretrain_dir else out / "pretrain"
+    if not args.pretrain_dir:
+        budgets = sorted(args.budget_steps)
+        command = t5lab("pretrain", "--config", args.pretrain_config, "--train_file", args.corpus,
+                        "--validation_file", args.validation_file, "--max_steps", str(budgets[-1]),
+                        "--save_steps", str(math.gcd(*budgets)), "--save_total_limit", str(budgets[-1] // math.gcd(*budgets) + 1),
+                        "--report_to", "none", "--disable_tqdm", "true", "--output_dir", str(run_dir))
+        pretraining = subprocess.Popen(command, stdout=open(out / "pretrain.log", "a"), stderr=subprocess.STDOUT,
+                                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    while not (run_dir / "t5lab_config.yaml").is_file():
+        time.sleep(5)
+    settings = run_settings(run_dir)
+    tokenizer = settings.get("tokenizer_name")
+    if tokenizer in (None, "train"):
+        tokenizer = str(run_dir)
+        while not (run_dir / "tokenizer.json").is_file():
+            time.sleep(5)
+    twin = {"name": "random init", "model": None, "preset": settings.get("config_name", "t5-tiny"), "tokenizer": tokenizer,
+            "step": 0, "tokens": 0, "minutes": 0}
+    study = {"settings": dict(vars(args), pretrain_run=settings), "inits": [twin], "results": []}
+    seeds = sorted(args.seeds)
+    done: set[tuple] = set()
+
+    def jobs() -> list[tuple]:
+        """Runnable fine-tunings, most informative first: tuning runs, then tasks and seeds at the tuned rate."""
+        ready = []
+        for init in study["inits"]:
+            lr = best_lr(study["results"], init["name"], args.lrs)
+            ready += [(0, init["name"], TUNING_TASK, 1, rate) for rate in args.lrs]
+            if lr is not None:
+                ready += [(1 + i, init["name"], task, seed, lr) for i, seed in enumerate(seeds)
+                          for task in args.tasks if (task, seed) != (TUNING_TASK, 1)]
+        order = {init["name"]: index for index, init in enumerate(study["inits"])}
+        return sorted((j for j in ready if j[1:] not in done), key=lambda j: (j[0], order[j[1]]))
+
+    while True:
+        for step in sorted(args.budget_steps):
+            if all(i.get("step") != step for i in study["inits"]):
+                record = snapshot_record(run_dir, step)
+                if record:
+                    study["inits"].append(record)
+                    print(f"snapshot: {record}", flush=True)
+        pending = jobs()
+        finished_pretraining = all(any(i.get("step") == s for i in study["inits"]) for s in args.budget_steps)
+        if not pending:
+            if finished_pretraining or (pretraining is not None and pretraining.poll() is not None):
+                break
+            time.sleep(10)
+            continue
+        _, init_name, task, seed, lr = pending[0]
+        init = next(i for i in study["inits"] if i["name"] == init_name)
+        study["results"].append(finetune(args, out, init, task, seed, lr))
+        done.add((init_name, task, seed, lr))
+        write_report(out, study)
+    if pretraining is not None:
+        pretraining.wait()
+    write_report(out, study)
+
+
+if __name__ == "__main__":
+    main()
