@@ -8,7 +8,7 @@ CONSTRAINTS ?= constraints/cpu.txt
 PIP_CONSTRAINT_FLAGS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 QUICKSTART_DIR ?= runs/quickstart
 
-.PHONY: setup quickstart test test-fast clean
+.PHONY: setup quickstart lint test test-fast clean
 
 setup: $(VENV)/.stamp-setup
 
@@ -25,7 +25,11 @@ quickstart: setup
 	HF_HUB_OFFLINE=1 $(BIN)/t5lab finetune --config configs/quickstart_finetune.yaml \
 	  --model_name_or_path $(QUICKSTART_DIR)/pretrain --data_dir $(QUICKSTART_DIR)/data --output_dir $(QUICKSTART_DIR)/finetune
 
-test: setup
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup lint
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest
 
 test-fast: setup

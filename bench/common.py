@@ -7,8 +7,8 @@ import platform
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -18,10 +18,26 @@ CORPUS = DATA / "corpus" / "wikitext-2-raw" / "wiki.test.raw"
 
 def machine() -> dict:
     """What the figures were measured on, and how busy it was."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "loadavg": os.getloadavg()}
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "loadavg": os.getloadavg(),
+    }
 
 
 def peak_rss_mib() -> float:
@@ -93,8 +109,19 @@ def t5_training_flops(config, batch: int, encoder_length: int, decoder_length: i
     ffn_mult = 3 if "gated" in config.feed_forward_proj else 2
     s_e, s_d = encoder_length, decoder_length
     encoder = config.num_layers * s_e * (4 * 2 * d * inner + ffn_mult * 2 * d * d_ff + 2 * 2 * s_e * inner)
-    decoder = config.num_decoder_layers * (
-        s_d * (4 * 2 * d * inner + 2 * 2 * s_d * inner + 2 * 2 * d * inner + 2 * 2 * s_e * inner + ffn_mult * 2 * d * d_ff)
-        + s_e * 2 * 2 * d * inner
-    ) + s_d * 2 * d * vocab
+    decoder = (
+        config.num_decoder_layers
+        * (
+            s_d
+            * (
+                4 * 2 * d * inner
+                + 2 * 2 * s_d * inner
+                + 2 * 2 * d * inner
+                + 2 * 2 * s_e * inner
+                + ffn_mult * 2 * d * d_ff
+            )
+            + s_e * 2 * 2 * d * inner
+        )
+        + s_d * 2 * d * vocab
+    )
     return 3.0 * batch * (encoder + decoder)

@@ -42,7 +42,9 @@ def main() -> None:
         packed = pack(Dataset.from_dict({"text": lines}), tokenizer, lengths.raw_length).with_format("numpy")
         seed_rows = tokenize_lines(tokenizer, lines, 512, batch_size=8)
         ours = SpanCorruptionCollator(lengths, sentinel_ids(tokenizer), tokenizer.eos_token_id)
-        seed = SeedStyleCollator(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        seed = SeedStyleCollator(
+            vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
+        )
         our_batch = [packed[i] for i in range(args.batch)]
         # Best case for the baseline: full 512-token rows (packed text), so no positions are padding.
         full_rows = [{"input_ids": r["input_ids"][:512], "attention_mask": np.ones(512, np.int64)} for r in our_batch]
@@ -58,23 +60,48 @@ def main() -> None:
             times.setdefault("seed_corpus_lines", []).extend(timed(lambda: seed(line_batch), 1))
         for _ in range(max(2, args.repeats // 3)):
             times.setdefault("pack_ours", []).extend(timed(lambda: pack(text, tokenizer, lengths.raw_length), 1))
-            times.setdefault("tokenize_seed", []).extend(timed(lambda: tokenize_lines(tokenizer, lines, 512, batch_size=8), 1))
-        corpus_tokens = sum(len(r) for r in tokenizer([l for l in lines if l.strip()], add_special_tokens=False)["input_ids"])
+            times.setdefault("tokenize_seed", []).extend(
+                timed(lambda: tokenize_lines(tokenizer, lines, 512, batch_size=8), 1)
+            )
+        corpus_tokens = sum(
+            len(r) for r in tokenizer([line for line in lines if line.strip()], add_special_tokens=False)["input_ids"]
+        )
 
-    positions = {"ours": args.batch * lengths.raw_length, "ours_first_call": args.batch * lengths.raw_length,
-                 "seed_full_rows": args.batch * 512, "seed_corpus_lines": args.batch * 512}
-    masking = {k: {"batch_seconds_median": median(times[k]), "positions_per_second": positions[k] / median(times[k])} for k in positions}
-    masking["speedup_vs_seed_full_rows"] = masking["ours"]["positions_per_second"] / masking["seed_full_rows"]["positions_per_second"]
-    masking["speedup_vs_seed_corpus_lines"] = masking["ours"]["positions_per_second"] / masking["seed_corpus_lines"]["positions_per_second"]
-    masking["first_call_speedup_vs_seed_full_rows"] = (masking["ours_first_call"]["positions_per_second"]
-                                                       / masking["seed_full_rows"]["positions_per_second"])
-    data = {"corpus_tokens": corpus_tokens,
-            "ours_pack_tokens_per_second": corpus_tokens / median(times["pack_ours"]),
-            "seed_tokenize_pad512_tokens_per_second": corpus_tokens / median(times["tokenize_seed"]),
-            "seed_rows": len(seed_rows), "seed_padding_share": 1 - corpus_tokens / (len(seed_rows) * 512),
-            "ours_rows": len(packed)}
-    results = {"machine_before": before, "machine_after": machine(), "settings": vars(args),
-               "masking": masking, "tokenize_and_pack": data, "raw_seconds": times}
+    positions = {
+        "ours": args.batch * lengths.raw_length,
+        "ours_first_call": args.batch * lengths.raw_length,
+        "seed_full_rows": args.batch * 512,
+        "seed_corpus_lines": args.batch * 512,
+    }
+    masking = {
+        k: {"batch_seconds_median": median(times[k]), "positions_per_second": positions[k] / median(times[k])}
+        for k in positions
+    }
+    masking["speedup_vs_seed_full_rows"] = (
+        masking["ours"]["positions_per_second"] / masking["seed_full_rows"]["positions_per_second"]
+    )
+    masking["speedup_vs_seed_corpus_lines"] = (
+        masking["ours"]["positions_per_second"] / masking["seed_corpus_lines"]["positions_per_second"]
+    )
+    masking["first_call_speedup_vs_seed_full_rows"] = (
+        masking["ours_first_call"]["positions_per_second"] / masking["seed_full_rows"]["positions_per_second"]
+    )
+    data = {
+        "corpus_tokens": corpus_tokens,
+        "ours_pack_tokens_per_second": corpus_tokens / median(times["pack_ours"]),
+        "seed_tokenize_pad512_tokens_per_second": corpus_tokens / median(times["tokenize_seed"]),
+        "seed_rows": len(seed_rows),
+        "seed_padding_share": 1 - corpus_tokens / (len(seed_rows) * 512),
+        "ours_rows": len(packed),
+    }
+    results = {
+        "machine_before": before,
+        "machine_after": machine(),
+        "settings": vars(args),
+        "masking": masking,
+        "tokenize_and_pack": data,
+        "raw_seconds": times,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(json.dumps({"masking": masking, "tokenize_and_pack": data}, indent=2))

@@ -21,13 +21,41 @@ import torch
 from t5lab.cli import main as t5lab
 
 
-def run_once(train_file: str, tokenizer_dir: str, preset: str, bf16: bool, steps: int, batch: int, input_length: int) -> list[float]:
+def run_once(
+    train_file: str, tokenizer_dir: str, preset: str, bf16: bool, steps: int, batch: int, input_length: int
+) -> list[float]:
     with tempfile.TemporaryDirectory() as out:
-        code = t5lab(["pretrain", "--train_file", train_file, "--tokenizer_name", tokenizer_dir, "--config_name", preset,
-                      "--input_length", str(input_length), "--per_device_train_batch_size", str(batch),
-                      "--max_steps", str(steps), "--logging_steps", "5", "--bf16", str(bf16), "--report_to", "none",
-                      "--save_strategy", "no", "--validation_split_percentage", "0", "--output_dir", out,
-                      "--disable_tqdm", "true"])
+        code = t5lab(
+            [
+                "pretrain",
+                "--train_file",
+                train_file,
+                "--tokenizer_name",
+                tokenizer_dir,
+                "--config_name",
+                preset,
+                "--input_length",
+                str(input_length),
+                "--per_device_train_batch_size",
+                str(batch),
+                "--max_steps",
+                str(steps),
+                "--logging_steps",
+                "5",
+                "--bf16",
+                str(bf16),
+                "--report_to",
+                "none",
+                "--save_strategy",
+                "no",
+                "--validation_split_percentage",
+                "0",
+                "--output_dir",
+                out,
+                "--disable_tqdm",
+                "true",
+            ]
+        )
         if code != 0:
             raise SystemExit(code)
         history = json.loads(Path(out, "trainer_state.json").read_text())["log_history"]
@@ -46,15 +74,43 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tokenizer_dir:
-        assert t5lab(["tokenizer", "train", "--train_file", args.train_file, "--vocab_size", "8000", "--output_dir", tokenizer_dir + "/t"]) == 0
+        assert (
+            t5lab(
+                [
+                    "tokenizer",
+                    "train",
+                    "--train_file",
+                    args.train_file,
+                    "--vocab_size",
+                    "8000",
+                    "--output_dir",
+                    tokenizer_dir + "/t",
+                ]
+            )
+            == 0
+        )
         samples: dict[str, list[float]] = {}
         for _ in range(args.repeats):
             for preset in args.presets:
                 for bf16 in (False, True):
                     key = f"{preset} {'bf16' if bf16 else 'fp32'}"
-                    samples.setdefault(key, []).extend(run_once(args.train_file, tokenizer_dir + "/t", preset, bf16, args.steps, args.batch, args.input_length))
+                    samples.setdefault(key, []).extend(
+                        run_once(
+                            args.train_file,
+                            tokenizer_dir + "/t",
+                            preset,
+                            bf16,
+                            args.steps,
+                            args.batch,
+                            args.input_length,
+                        )
+                    )
     results = {
-        "machine": {"cpu_count": torch.get_num_threads(), "processor": platform.processor() or platform.machine(), "torch": torch.__version__},
+        "machine": {
+            "cpu_count": torch.get_num_threads(),
+            "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+        },
         "settings": vars(args),
         "tokens_per_second_median": {k: statistics.median(v) for k, v in samples.items()},
     }

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import DATA, machine
 from sklearn.linear_model import LogisticRegression
 from transformers import AutoTokenizer, T5ForConditionalGeneration
-
-from common import DATA, machine
 
 
 def read_sst2(path: Path, limit: int) -> tuple[list[str], np.ndarray]:
@@ -34,8 +33,13 @@ def encoder_features(model: T5ForConditionalGeneration, tokenizer, texts: list[s
     model.eval()
     features = []
     for start in range(0, len(texts), batch):
-        encoded = tokenizer(["sst2 sentence: " + text for text in texts[start : start + batch]], return_tensors="pt",
-                            padding=True, truncation=True, max_length=128)
+        encoded = tokenizer(
+            ["sst2 sentence: " + text for text in texts[start : start + batch]],
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=128,
+        )
         hidden = model.encoder(**encoded).last_hidden_state
         mask = encoded["attention_mask"].unsqueeze(-1).float()
         features.append(((hidden * mask).sum(1) / mask.sum(1)).numpy())
@@ -66,8 +70,12 @@ def main() -> None:
         torch.manual_seed(args.seed)
         twin = T5ForConditionalGeneration(pretrained.config)
         for init, model in (("pre-trained", pretrained), ("random twin", twin)):
-            accuracy = probe_accuracy(encoder_features(model, tokenizer, train_texts), train_labels,
-                                      encoder_features(model, tokenizer, dev_texts), dev_labels)
+            accuracy = probe_accuracy(
+                encoder_features(model, tokenizer, train_texts),
+                train_labels,
+                encoder_features(model, tokenizer, dev_texts),
+                dev_labels,
+            )
             results.append({"model": directory, "init": init, "probe_dev_accuracy": accuracy})
             print(f"{directory} ({init}): SST-2 dev accuracy of a linear probe {accuracy:.3f}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bench_tokenizer, corpus_lines, machine  # noqa: E402
 
-MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear",
-              "mkldnn::_linear_pointwise", "aten::_scaled_dot_product_flash_attention_for_cpu",
-              "aten::_scaled_dot_product_flash_attention_for_cpu_backward")
+MATMUL_OPS = (
+    "aten::mm",
+    "aten::addmm",
+    "aten::bmm",
+    "aten::baddbmm",
+    "aten::matmul",
+    "aten::linear",
+    "mkldnn::_linear_pointwise",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+    "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+)
 
 
 def main() -> None:
@@ -71,7 +79,10 @@ def main() -> None:
     phases = {e.key: e.cpu_time_total / total for e in events if e.key in ("data", "forward", "backward", "optimizer")}
     matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / total
     result = {
-        "machine": machine(), "settings": vars(args), "matmul_share": matmul, "phase_share": phases,
+        "machine": machine(),
+        "settings": vars(args),
+        "matmul_share": matmul,
+        "phase_share": phases,
         "top_ops": [{"op": e.key, "self_share": e.self_cpu_time_total / total, "calls": e.count} for e in top],
     }
     print(f"matmul share of self time: {matmul:.1%}; phases: " + ", ".join(f"{k} {v:.1%}" for k, v in phases.items()))

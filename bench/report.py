@@ -1,6 +1,6 @@
 """Markdown tables of the benchmark JSONs in bench/results/, as pasted into docs/benchmarks.md.
 
-    python bench/report.py [RESULTS_DIR]
+python bench/report.py [RESULTS_DIR]
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ def training_table(path: Path) -> str:
     results = json.loads(path.read_text())
     lines = [
         f"`{path.name}`: load average {results['machine_before']['loadavg'][0]:.1f} before, "
-        f"{results['machine_after']['loadavg'][0]:.1f} after; {results['settings']['steps'] - results['settings']['warmup']} "
+        f"{results['machine_after']['loadavg'][0]:.1f} after; "
+        f"{results['settings']['steps'] - results['settings']['warmup']} "
         f"measured steps per run, medians over {results['settings']['repeats']} repeat(s)\n",
         "| configuration | params | batch | useful tok/s (CPU-time based) | vs seed-style | useful share | "
         "MFU (CPU time) | useful tok/s (wall) | data wait | peak RSS MiB |",
@@ -26,7 +27,8 @@ def training_table(path: Path) -> str:
             continue
         ratio = row.get("useful_tokens_per_cpu_second_x_threads_vs_seed")
         lines.append(
-            f"| {row['spec']} | {row['params'] / 1e6:.1f}M | {row['batch']} | {row['useful_tokens_per_cpu_second_x_threads']:,.0f} | "
+            f"| {row['spec']} | {row['params'] / 1e6:.1f}M | {row['batch']} | "
+            f"{row['useful_tokens_per_cpu_second_x_threads']:,.0f} | "
             f"{f'{ratio:.1f}x' if ratio else '-'} | {row['useful_share']:.0%} | {row['mfu_cpu_time']:.0%} | "
             f"{row['useful_tokens_per_second']:,.0f} | {row['data_wait_cpu_share']:.2%} | {row['peak_rss_mib']:,.0f} |"
         )
@@ -36,25 +38,35 @@ def training_table(path: Path) -> str:
 def masking_table(path: Path) -> str:
     results = json.loads(path.read_text())
     masking, data = results["masking"], results["tokenize_and_pack"]
-    return "\n".join([
-        f"`{path.name}`: batch {results['settings']['batch']}, {results['settings']['repeats']} alternated repeats, "
-        f"load average {results['machine_before']['loadavg'][0]:.1f}\n",
-        "| collator | ms per batch | positions/s | t5lab speed-up |",
-        "|---|---|---|---|",
-        f"| t5lab (568 raw -> 512/114) | {masking['ours']['batch_seconds_median'] * 1e3:.2f} | {masking['ours']['positions_per_second']:,.0f} | - |",
-        f"| t5lab, first call after the baseline (cold caches) | {masking['ours_first_call']['batch_seconds_median'] * 1e3:.2f} | "
-        f"{masking['ours_first_call']['positions_per_second']:,.0f} | {masking['first_call_speedup_vs_seed_full_rows']:.1f}x (vs full rows) |",
-        f"| seed-style, full 512-token rows | {masking['seed_full_rows']['batch_seconds_median'] * 1e3:.2f} | "
-        f"{masking['seed_full_rows']['positions_per_second']:,.0f} | {masking['speedup_vs_seed_full_rows']:.1f}x |",
-        f"| seed-style, corpus lines padded to 512 | {masking['seed_corpus_lines']['batch_seconds_median'] * 1e3:.2f} | "
-        f"{masking['seed_corpus_lines']['positions_per_second']:,.0f} | {masking['speedup_vs_seed_corpus_lines']:.1f}x |",
-        "",
-        "| data path | corpus tokens/s | rows | padding |",
-        "|---|---|---|---|",
-        f"| t5lab tokenize + pack (568-token chunks) | {data['ours_pack_tokens_per_second']:,.0f} | {data['ours_rows']} | 0% |",
-        f"| seed-style tokenize, pad each line to 512 | {data['seed_tokenize_pad512_tokens_per_second']:,.0f} | "
-        f"{data['seed_rows']} | {data['seed_padding_share']:.0%} |",
-    ])
+    return "\n".join(
+        [
+            f"`{path.name}`: batch {results['settings']['batch']}, "
+            f"{results['settings']['repeats']} alternated repeats, "
+            f"load average {results['machine_before']['loadavg'][0]:.1f}\n",
+            "| collator | ms per batch | positions/s | t5lab speed-up |",
+            "|---|---|---|---|",
+            f"| t5lab (568 raw -> 512/114) | {masking['ours']['batch_seconds_median'] * 1e3:.2f} | "
+            f"{masking['ours']['positions_per_second']:,.0f} | - |",
+            "| t5lab, first call after the baseline (cold caches) | "
+            f"{masking['ours_first_call']['batch_seconds_median'] * 1e3:.2f} | "
+            f"{masking['ours_first_call']['positions_per_second']:,.0f} | "
+            f"{masking['first_call_speedup_vs_seed_full_rows']:.1f}x (vs full rows) |",
+            "| seed-style, full 512-token rows | "
+            f"{masking['seed_full_rows']['batch_seconds_median'] * 1e3:.2f} | "
+            f"{masking['seed_full_rows']['positions_per_second']:,.0f} | {masking['speedup_vs_seed_full_rows']:.1f}x |",
+            "| seed-style, corpus lines padded to 512 | "
+            f"{masking['seed_corpus_lines']['batch_seconds_median'] * 1e3:.2f} | "
+            f"{masking['seed_corpus_lines']['positions_per_second']:,.0f} | "
+            f"{masking['speedup_vs_seed_corpus_lines']:.1f}x |",
+            "",
+            "| data path | corpus tokens/s | rows | padding |",
+            "|---|---|---|---|",
+            f"| t5lab tokenize + pack (568-token chunks) | {data['ours_pack_tokens_per_second']:,.0f} | "
+            f"{data['ours_rows']} | 0% |",
+            f"| seed-style tokenize, pad each line to 512 | {data['seed_tokenize_pad512_tokens_per_second']:,.0f} | "
+            f"{data['seed_rows']} | {data['seed_padding_share']:.0%} |",
+        ]
+    )
 
 
 def main() -> None:

@@ -61,14 +61,22 @@ def snapshot_record(run_dir: Path, step: int) -> dict | None:
     last_eval = evals[-1] if evals else {}
     from t5lab.data.span_corruption import compute_lengths
 
-    raw_length = compute_lengths(settings.get("input_length", 512), settings.get("noise_density", 0.15),
-                                 settings.get("mean_noise_span_length", 3.0)).raw_length
+    raw_length = compute_lengths(
+        settings.get("input_length", 512),
+        settings.get("noise_density", 0.15),
+        settings.get("mean_noise_span_length", 3.0),
+    ).raw_length
     batch = settings.get("per_device_train_batch_size", 8) * settings.get("gradient_accumulation_steps", 1)
     return {
-        "name": f"{step} steps", "model": str(checkpoint), "step": step, "tokens": step * batch * raw_length,
+        "name": f"{step} steps",
+        "model": str(checkpoint),
+        "step": step,
+        "tokens": step * batch * raw_length,
         "minutes": round((state_file.stat().st_mtime - (run_dir / "t5lab_config.yaml").stat().st_mtime) / 60, 1),
-        "pretrain_eval_loss": last_eval.get("eval_loss"), "eval_encoder_gain": last_eval.get("eval_encoder_gain"),
-        "eval_noise_loss": last_eval.get("eval_noise_loss"), "eval_noise_unigram_loss": last_eval.get("eval_noise_unigram_loss"),
+        "pretrain_eval_loss": last_eval.get("eval_loss"),
+        "eval_encoder_gain": last_eval.get("eval_encoder_gain"),
+        "eval_noise_loss": last_eval.get("eval_noise_loss"),
+        "eval_noise_unigram_loss": last_eval.get("eval_noise_unigram_loss"),
         "eval_step": last_eval.get("step"),
     }
 
@@ -80,14 +88,50 @@ def finetune(args: argparse.Namespace, out: Path, init: dict, task_name: str, se
     run_dir = out / "finetune" / name
     results_file = run_dir / "eval_results.json"
     if not results_file.is_file():
-        model_args = (["--model_name_or_path", init["model"]] if init["model"] else
-                      ["--config_name", init["preset"], "--tokenizer_name", init["tokenizer"]])
-        command = t5lab("finetune", "--task", task, "--data_dir", args.glue_dir, *model_args, *extra,
-                        "--max_steps", str(args.finetune_steps), "--per_device_train_batch_size", "32",
-                        "--per_device_eval_batch_size", "64", "--max_source_length", "128", "--max_target_length", "8",
-                        "--learning_rate", str(lr), "--lr_scheduler_type", "constant_with_warmup", "--warmup_steps", "50",
-                        "--save_strategy", "no", "--logging_steps", "50", "--report_to", "none", "--disable_tqdm", "true",
-                        "--seed", str(seed), "--overwrite_output_dir", "true", "--output_dir", str(run_dir))
+        model_args = (
+            ["--model_name_or_path", init["model"]]
+            if init["model"]
+            else ["--config_name", init["preset"], "--tokenizer_name", init["tokenizer"]]
+        )
+        command = t5lab(
+            "finetune",
+            "--task",
+            task,
+            "--data_dir",
+            args.glue_dir,
+            *model_args,
+            *extra,
+            "--max_steps",
+            str(args.finetune_steps),
+            "--per_device_train_batch_size",
+            "32",
+            "--per_device_eval_batch_size",
+            "64",
+            "--max_source_length",
+            "128",
+            "--max_target_length",
+            "8",
+            "--learning_rate",
+            str(lr),
+            "--lr_scheduler_type",
+            "constant_with_warmup",
+            "--warmup_steps",
+            "50",
+            "--save_strategy",
+            "no",
+            "--logging_steps",
+            "50",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--seed",
+            str(seed),
+            "--overwrite_output_dir",
+            "true",
+            "--output_dir",
+            str(run_dir),
+        )
         started = time.time()
         with open(out / "finetune.log", "a") as log:
             log.write(f"\n### {name}\n")
@@ -97,8 +141,15 @@ def finetune(args: argparse.Namespace, out: Path, init: dict, task_name: str, se
         shutil.rmtree(run_dir / "predictions", ignore_errors=True)
     value = json.loads(results_file.read_text())[metric]
     seconds = float((run_dir / "seconds").read_text()) if (run_dir / "seconds").is_file() else None
-    return {"init": init["name"], "task": task_name, "seed": seed, "lr": lr, "metric": metric.removeprefix("eval_"),
-            "value": value, "seconds": seconds}
+    return {
+        "init": init["name"],
+        "task": task_name,
+        "seed": seed,
+        "lr": lr,
+        "metric": metric.removeprefix("eval_"),
+        "value": value,
+        "seconds": seconds,
+    }
 
 
 def best_lr(results: list[dict], init: str, lrs: list[float]) -> float | None:
@@ -116,9 +167,15 @@ def write_report(out: Path, study: dict) -> None:
     points: dict[str, list] = {t: [] for t in TASKS}
     for init in inits:
         lr = best_lr(results, init["name"], study["settings"]["lrs"])
-        cells = [init["name"], str(init.get("step", 0)), f"{init.get('tokens', 0) / 1e6:.1f}M", str(init.get("minutes", 0)),
-                 f"{init['pretrain_eval_loss']:.2f}" if init.get("pretrain_eval_loss") else "-",
-                 f"{init['eval_encoder_gain']:+.2f}" if init.get("eval_encoder_gain") is not None else "-", f"{lr:g}" if lr else "-"]
+        cells = [
+            init["name"],
+            str(init.get("step", 0)),
+            f"{init.get('tokens', 0) / 1e6:.1f}M",
+            str(init.get("minutes", 0)),
+            f"{init['pretrain_eval_loss']:.2f}" if init.get("pretrain_eval_loss") else "-",
+            f"{init['eval_encoder_gain']:+.2f}" if init.get("eval_encoder_gain") is not None else "-",
+            f"{lr:g}" if lr else "-",
+        ]
         for task in TASKS:
             values = [r["value"] for r in results if r["init"] == init["name"] and r["task"] == task and r["lr"] == lr]
             if values:
@@ -161,7 +218,9 @@ def main() -> None:
     parser.add_argument("--pretrain_config", default="configs/cpu-1h.yaml")
     parser.add_argument("--corpus", default=f"{data}/corpus/gutenberg-10M/train.txt")
     parser.add_argument("--validation_file", default=f"{data}/corpus/gutenberg-10M/dev.txt")
-    parser.add_argument("--pretrain_dir", help="use this (finished or running) pre-training run instead of starting one")
+    parser.add_argument(
+        "--pretrain_dir", help="use this (finished or running) pre-training run instead of starting one"
+    )
     parser.add_argument("--budget_steps", type=int, nargs="+", default=[400, 800, 1200])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -179,12 +238,33 @@ def main() -> None:
     run_dir = Path(args.pretrain_dir) if args.pretrain_dir else out / "pretrain"
     if not args.pretrain_dir:
         budgets = sorted(args.budget_steps)
-        command = t5lab("pretrain", "--config", args.pretrain_config, "--train_file", args.corpus,
-                        "--validation_file", args.validation_file, "--max_steps", str(budgets[-1]),
-                        "--save_steps", str(math.gcd(*budgets)), "--save_total_limit", str(budgets[-1] // math.gcd(*budgets) + 1),
-                        "--report_to", "none", "--disable_tqdm", "true", "--output_dir", str(run_dir))
-        pretraining = subprocess.Popen(command, stdout=open(out / "pretrain.log", "a"), stderr=subprocess.STDOUT,
-                                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+        command = t5lab(
+            "pretrain",
+            "--config",
+            args.pretrain_config,
+            "--train_file",
+            args.corpus,
+            "--validation_file",
+            args.validation_file,
+            "--max_steps",
+            str(budgets[-1]),
+            "--save_steps",
+            str(math.gcd(*budgets)),
+            "--save_total_limit",
+            str(budgets[-1] // math.gcd(*budgets) + 1),
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--output_dir",
+            str(run_dir),
+        )
+        pretraining = subprocess.Popen(
+            command,
+            stdout=open(out / "pretrain.log", "a"),
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, OMP_NUM_THREADS="1"),
+        )
     while not (run_dir / "t5lab_config.yaml").is_file():
         time.sleep(5)
     settings = run_settings(run_dir)
@@ -193,8 +273,15 @@ def main() -> None:
         tokenizer = str(run_dir)
         while not (run_dir / "tokenizer.json").is_file():
             time.sleep(5)
-    twin = {"name": "random init", "model": None, "preset": settings.get("config_name", "t5-tiny"), "tokenizer": tokenizer,
-            "step": 0, "tokens": 0, "minutes": 0}
+    twin = {
+        "name": "random init",
+        "model": None,
+        "preset": settings.get("config_name", "t5-tiny"),
+        "tokenizer": tokenizer,
+        "step": 0,
+        "tokens": 0,
+        "minutes": 0,
+    }
     study = {"settings": dict(vars(args), pretrain_run=settings), "inits": [twin], "results": []}
     seeds = sorted(args.seeds)
     done: set[tuple] = set()
@@ -206,8 +293,12 @@ def main() -> None:
             lr = best_lr(study["results"], init["name"], args.lrs)
             ready += [(0, init["name"], TUNING_TASK, 1, rate) for rate in args.lrs]
             if lr is not None:
-                ready += [(1 + i, init["name"], task, seed, lr) for i, seed in enumerate(seeds)
-                          for task in args.tasks if (task, seed) != (TUNING_TASK, 1)]
+                ready += [
+                    (1 + i, init["name"], task, seed, lr)
+                    for i, seed in enumerate(seeds)
+                    for task in args.tasks
+                    if (task, seed) != (TUNING_TASK, 1)
+                ]
         order = {init["name"]: index for index, init in enumerate(study["inits"])}
         return sorted((j for j in ready if j[1:] not in done), key=lambda j: (j[0], order[j[1]]))
 

@@ -36,16 +36,32 @@ sys.path.insert(0, str(HERE))
 SUITES = {
     # One thread per process: on a shared machine, CPU-time figures of a single thread are not skewed by
     # OpenMP threads spinning while their sibling is descheduled.
-    "main": ["ours:t5-tiny:fp32", "seed:t5-tiny:fp32", "ours:t5-tiny:bf16", "seed:t5-tiny:bf16",
-             "ours:t5-small:fp32:batch=4", "seed:t5-small:fp32:batch=4", "ours:t5-small:bf16:batch=4",
-             "seed:t5-small:bf16:batch=4"],
-    "experiments": ["ours:t5-small:fp32:batch=4", "ours:t5-small:fp32:batch=4:attn=eager",
-                    "ours:t5-small:fp32:batch=4:optim=adamw_torch_fused", "ours:t5-small:fp32:batch=4:workers=1",
-                    "ours:t5-small:fp32:batch=4:compile=1", "ours:t5-small:fp32:batch=4:threads=2",
-                    "ours:t5-small:fp32:batch=4:procs=2"],
+    "main": [
+        "ours:t5-tiny:fp32",
+        "seed:t5-tiny:fp32",
+        "ours:t5-tiny:bf16",
+        "seed:t5-tiny:bf16",
+        "ours:t5-small:fp32:batch=4",
+        "seed:t5-small:fp32:batch=4",
+        "ours:t5-small:bf16:batch=4",
+        "seed:t5-small:bf16:batch=4",
+    ],
+    "experiments": [
+        "ours:t5-small:fp32:batch=4",
+        "ours:t5-small:fp32:batch=4:attn=eager",
+        "ours:t5-small:fp32:batch=4:optim=adamw_torch_fused",
+        "ours:t5-small:fp32:batch=4:workers=1",
+        "ours:t5-small:fp32:batch=4:compile=1",
+        "ours:t5-small:fp32:batch=4:threads=2",
+        "ours:t5-small:fp32:batch=4:procs=2",
+    ],
     # Process/thread layouts on all cores: compare wall-clock tokens/s (alternated, same invocation).
-    "layout": ["ours:t5-small:fp32:batch=4:threads=2", "ours:t5-small:fp32:batch=4:procs=2",
-               "ours:t5-small:bf16:batch=4:threads=2", "ours:t5-small:bf16:batch=4:procs=2"],
+    "layout": [
+        "ours:t5-small:fp32:batch=4:threads=2",
+        "ours:t5-small:fp32:batch=4:procs=2",
+        "ours:t5-small:bf16:batch=4:threads=2",
+        "ours:t5-small:bf16:batch=4:procs=2",
+    ],
     # Not run yet (no GPU was available): t5-base pre-training on one GPU in bf16, with and without compile.
     "gpu": ["ours:t5-base:bf16:batch=128:workers=4", "ours:t5-base:bf16:batch=128:workers=4:compile=1"],
 }
@@ -53,8 +69,19 @@ SUITES = {
 
 def parse_config(spec: str) -> dict:
     pipeline, preset, precision, *options = spec.split(":")
-    config = {"spec": spec, "pipeline": pipeline, "preset": preset, "precision": precision, "threads": 1, "procs": 1,
-              "optim": "adamw_torch", "attn": "sdpa", "workers": 0, "compile": 0, "batch": None}
+    config = {
+        "spec": spec,
+        "pipeline": pipeline,
+        "preset": preset,
+        "precision": precision,
+        "threads": 1,
+        "procs": 1,
+        "optim": "adamw_torch",
+        "attn": "sdpa",
+        "workers": 0,
+        "compile": 0,
+        "batch": None,
+    }
     for option in options:
         key, value = option.split("=")
         config[key] = value if key in ("optim", "attn") else int(value)
@@ -73,12 +100,12 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     from datasets import Dataset, disable_progress_bars
     from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
-    from t5lab.config import T5LabTrainingArguments
     from t5lab.data.collators import SpanCorruptionCollator
     from t5lab.data.packing import pack
     from t5lab.data.span_corruption import compute_lengths
     from t5lab.data.tokenizer import load_tokenizer, sentinel_ids
     from t5lab.models.presets import build_model
+    from t5lab.training.arguments import T5LabTrainingArguments
     from t5lab.training.trainer import T5LabTrainer
 
     disable_progress_bars()
@@ -89,20 +116,34 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     lines = corpus_lines()
     model = build_model(tokenizer, config_name=config["preset"])
     model.config._attn_implementation = config["attn"]
-    common_args = dict(per_device_train_batch_size=batch, max_steps=steps, report_to="none", save_strategy="no",
-                       logging_steps=10_000, disable_tqdm=True, bf16=config["precision"] == "bf16", use_cpu=device == "cpu",
-                       dataloader_num_workers=config["workers"], torch_compile=bool(config["compile"]), seed=0,
-                       learning_rate=1e-3)
+    common_args = dict(
+        per_device_train_batch_size=batch,
+        max_steps=steps,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=10_000,
+        disable_tqdm=True,
+        bf16=config["precision"] == "bf16",
+        use_cpu=device == "cpu",
+        dataloader_num_workers=config["workers"],
+        torch_compile=bool(config["compile"]),
+        seed=0,
+        learning_rate=1e-3,
+    )
     out = tempfile.mkdtemp()
     if config["pipeline"] == "ours":
         lengths = compute_lengths(512)
         train = pack(Dataset.from_dict({"text": lines}), tokenizer, lengths.raw_length).with_format("numpy")
-        collator = SpanCorruptionCollator(lengths, sentinel_ids(tokenizer), tokenizer.eos_token_id, model.config.decoder_start_token_id)
+        collator = SpanCorruptionCollator(
+            lengths, sentinel_ids(tokenizer), tokenizer.eos_token_id, model.config.decoder_start_token_id
+        )
         args = T5LabTrainingArguments(output_dir=out, optim=config["optim"], **common_args)
         trainer_cls = T5LabTrainer
     else:
         train = tokenize_lines(tokenizer, lines, 512, batch_size=batch)
-        collator = SeedStyleCollator(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        collator = SeedStyleCollator(
+            vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
+        )
         extra = {} if config["optim"] == "trainer_default" else {"optim": config["optim"]}
         args = Seq2SeqTrainingArguments(output_dir=out, **common_args, **extra)
         trainer_cls = Seq2SeqTrainer
@@ -122,8 +163,12 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
 
     class Measured(trainer_cls):
         def training_step(self, model, inputs, num_items_in_batch=None):
-            record["useful"].append(int((inputs["input_ids"] != tokenizer.pad_token_id).sum() + (inputs["labels"] != -100).sum()))
-            record["shapes"].append((inputs["input_ids"].shape[0], inputs["input_ids"].shape[1], inputs["labels"].shape[1]))
+            record["useful"].append(
+                int((inputs["input_ids"] != tokenizer.pad_token_id).sum() + (inputs["labels"] != -100).sum())
+            )
+            record["shapes"].append(
+                (inputs["input_ids"].shape[0], inputs["input_ids"].shape[1], inputs["labels"].shape[1])
+            )
             return super().training_step(model, inputs, num_items_in_batch)
 
     trainer = Measured(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[Timer()])
@@ -142,29 +187,67 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     flops = sum(t5_training_flops(model.config, *shape) for shape in record["shapes"][warmup:]) * world
     processed = sum(b * (i + t) for b, i, t in record["shapes"][warmup:]) * world
     n_params = sum(p.numel() for p in model.parameters())
-    Path(result_path).write_text(json.dumps({
-        **config, "batch": batch, "world_size": world, "params": n_params, "measured_steps": len(begin),
-        "step_seconds": wall / len(begin), "useful_tokens_per_second": useful / wall,
-        "processed_tokens_per_second": processed / wall, "useful_share": useful / processed,
-        "achieved_flops": flops / wall, "matmul_peak_flops": peak * world, "mfu": flops / wall / (peak * world),
-        "data_wait_share": data_wait / wall,
-        # Per CPU second of this process, scaled to its threads: what the run does with the cores it gets.
-        "useful_tokens_per_cpu_second_x_threads": useful / world / cpu * threads,
-        "mfu_cpu_time": flops / world / cpu / peak_per_cpu_second, "data_wait_cpu_share": data_wait_cpu / cpu,
-        "matmul_peak_flops_per_cpu_second": peak_per_cpu_second, "peak_rss_mib": peak_rss_mib(), "machine": machine(),
-        "peak_gpu_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
-    }))
+    Path(result_path).write_text(
+        json.dumps(
+            {
+                **config,
+                "batch": batch,
+                "world_size": world,
+                "params": n_params,
+                "measured_steps": len(begin),
+                "step_seconds": wall / len(begin),
+                "useful_tokens_per_second": useful / wall,
+                "processed_tokens_per_second": processed / wall,
+                "useful_share": useful / processed,
+                "achieved_flops": flops / wall,
+                "matmul_peak_flops": peak * world,
+                "mfu": flops / wall / (peak * world),
+                "data_wait_share": data_wait / wall,
+                # Per CPU second of this process, scaled to its threads: what the run does with the cores it gets.
+                "useful_tokens_per_cpu_second_x_threads": useful / world / cpu * threads,
+                "mfu_cpu_time": flops / world / cpu / peak_per_cpu_second,
+                "data_wait_cpu_share": data_wait_cpu / cpu,
+                "matmul_peak_flops_per_cpu_second": peak_per_cpu_second,
+                "peak_rss_mib": peak_rss_mib(),
+                "machine": machine(),
+                "peak_gpu_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
+            }
+        )
+    )
 
 
 def run_config(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int, timeout: float) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         payload = json.dumps(config)
-        env = dict(os.environ, OMP_NUM_THREADS=str(config["threads"]), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
-        worker_args = [str(HERE / "train_throughput.py"), "--worker", payload, "--tokenizer_dir", tokenizer_dir,
-                       "--steps", str(steps), "--warmup", str(warmup), "--batch", str(batch), "--result", result.name]
+        env = dict(
+            os.environ, OMP_NUM_THREADS=str(config["threads"]), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1"
+        )
+        worker_args = [
+            str(HERE / "train_throughput.py"),
+            "--worker",
+            payload,
+            "--tokenizer_dir",
+            tokenizer_dir,
+            "--steps",
+            str(steps),
+            "--warmup",
+            str(warmup),
+            "--batch",
+            str(batch),
+            "--result",
+            result.name,
+        ]
         if config["procs"] > 1:
-            command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(config["procs"]),
-                       "--master_port", "29517", *worker_args]
+            command = [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                str(config["procs"]),
+                "--master_port",
+                "29517",
+                *worker_args,
+            ]
         else:
             command = [sys.executable, *worker_args]
         started = time.time()
@@ -174,7 +257,10 @@ def run_config(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch:
             return {**config, "error": f"did not finish within {timeout} s"}
         if completed.returncode != 0:
             print(f"{config['spec']} failed:\n{completed.stderr[-3000:]}", file=sys.stderr)
-            return {**config, "error": completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "failed"}
+            return {
+                **config,
+                "error": completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "failed",
+            }
         measured = json.loads(Path(result.name).read_text())
         measured["process_seconds"] = round(time.time() - started, 1)
         return measured
@@ -190,9 +276,20 @@ def summarize(runs: list[dict]) -> list[dict]:
             rows.append({"spec": spec, "error": next(r["error"] for r in runs if r["spec"] == spec)})
             continue
         row = {"spec": spec, "params": ok[0]["params"], "batch": ok[0]["batch"], "repeats": len(ok)}
-        for key in ("useful_tokens_per_second", "useful_tokens_per_cpu_second_x_threads", "processed_tokens_per_second",
-                    "useful_share", "mfu", "mfu_cpu_time", "achieved_flops", "matmul_peak_flops", "data_wait_share",
-                    "data_wait_cpu_share", "peak_rss_mib", "step_seconds"):
+        for key in (
+            "useful_tokens_per_second",
+            "useful_tokens_per_cpu_second_x_threads",
+            "processed_tokens_per_second",
+            "useful_share",
+            "mfu",
+            "mfu_cpu_time",
+            "achieved_flops",
+            "matmul_peak_flops",
+            "data_wait_share",
+            "data_wait_cpu_share",
+            "peak_rss_mib",
+            "step_seconds",
+        ):
             row[key] = statistics.median(r[key] for r in ok)
         rows.append(row)
     by_spec = {r["spec"]: r for r in rows if "error" not in r}
@@ -202,8 +299,16 @@ def summarize(runs: list[dict]) -> list[dict]:
         twin = by_spec.get(row["spec"].replace("ours:", "seed:", 1)) if row["spec"].startswith("ours:") else None
         if twin:
             # Ratios from runs of the same repeat (A/B alternated), then the median.
-            pairs = [(a, b) for a in runs for b in runs if a["spec"] == row["spec"] and b["spec"] == twin["spec"]
-                     and a.get("repeat") == b.get("repeat") and "error" not in a and "error" not in b]
+            pairs = [
+                (a, b)
+                for a in runs
+                for b in runs
+                if a["spec"] == row["spec"]
+                and b["spec"] == twin["spec"]
+                and a.get("repeat") == b.get("repeat")
+                and "error" not in a
+                and "error" not in b
+            ]
             for key in ("useful_tokens_per_second", "useful_tokens_per_cpu_second_x_threads"):
                 row[f"{key}_vs_seed"] = statistics.median(a[key] / b[key] for a, b in pairs)
     return rows
@@ -237,14 +342,31 @@ def main() -> None:
         bench_tokenizer(Path(tmp) / "tok")
         for repeat in range(args.repeats):
             for spec in specs:
-                measured = run_config(parse_config(spec), str(Path(tmp) / "tok"), args.steps, args.warmup, args.batch, args.timeout)
+                measured = run_config(
+                    parse_config(spec), str(Path(tmp) / "tok"), args.steps, args.warmup, args.batch, args.timeout
+                )
                 measured["repeat"] = repeat
                 runs.append(measured)
-                shown = {k: measured.get(k) for k in ("useful_tokens_per_second", "useful_tokens_per_cpu_second_x_threads", "mfu",
-                                                      "mfu_cpu_time", "data_wait_share", "peak_rss_mib", "error")}
+                shown = {
+                    k: measured.get(k)
+                    for k in (
+                        "useful_tokens_per_second",
+                        "useful_tokens_per_cpu_second_x_threads",
+                        "mfu",
+                        "mfu_cpu_time",
+                        "data_wait_share",
+                        "peak_rss_mib",
+                        "error",
+                    )
+                }
                 print(spec, json.dumps(shown), flush=True)
-                results = {"machine_before": before, "machine_after": machine(), "settings": vars(args),
-                           "summary": summarize(runs), "runs": runs}
+                results = {
+                    "machine_before": before,
+                    "machine_after": machine(),
+                    "settings": vars(args),
+                    "summary": summarize(runs),
+                    "runs": runs,
+                }
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.out).write_text(json.dumps(results, indent=2))
     for row in results["summary"]:

@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from t5lab.cli import main
-from t5lab.config import DataArguments, ModelArguments, T5LabTrainingArguments, parse_arguments
+from t5lab.config import DataArguments, ModelArguments, parse_arguments
+from t5lab.training.arguments import T5LabTrainingArguments
 
 TYPES = (ModelArguments, DataArguments, T5LabTrainingArguments)
 
@@ -14,8 +15,21 @@ TYPES = (ModelArguments, DataArguments, T5LabTrainingArguments)
 def test_yaml_config_with_command_line_overrides(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("input_length: 256\nlearning_rate: 0.01\nreport_to: [tensorboard, wandb]\nbf16: false\n")
-    model, data, training = parse_arguments(TYPES, ["--config", str(config), "--output_dir", str(tmp_path / "o"),
-                                                    "--learning_rate", "0.002", "--mlm_probability", "0.3"], "t", "")
+    model, data, training = parse_arguments(
+        TYPES,
+        [
+            "--config",
+            str(config),
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--learning_rate",
+            "0.002",
+            "--mlm_probability",
+            "0.3",
+        ],
+        "t",
+        "",
+    )
     assert data.input_length == 256 and training.learning_rate == 0.002
     assert data.noise_density == 0.3  # the seed's flag name is an alias
     assert training.report_to == ["tensorboard", "wandb"]
@@ -32,6 +46,7 @@ def test_defaults_follow_t5():
     [
         ("input_lenght: 128\n", [], "unknown key 'input_lenght' in .*Did you mean 'input_length'"),
         ("input_length: [128\n", [], "not valid YAML at line 2"),
+        ("input_length: 12\x008\n", [], "character #x0000 at position 16 is not allowed"),
         ("- a\n- b\n", [], "must be a mapping"),
         ("learning_rate: fast\n", [], "learning_rate"),
         (None, ["--input_lenght", "3"], "unknown argument '--input_lenght'"),
@@ -71,8 +86,22 @@ def test_bad_run_settings(tmp_path, capsys, wikitext_file, wiki_tokenizer_dir, a
     jsonl = tmp_path / "d.jsonl"
     jsonl.write_text('{"text": "hello world"}\n')
     argv = [a.replace("{jsonl}", str(jsonl)) for a in argv]
-    code = main(["pretrain", "--train_file", str(wikitext_file), "--tokenizer_name", str(wiki_tokenizer_dir),
-                 "--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--report_to", "none", *argv])
+    code = main(
+        [
+            "pretrain",
+            "--train_file",
+            str(wikitext_file),
+            "--tokenizer_name",
+            str(wiki_tokenizer_dir),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--max_steps",
+            "1",
+            "--report_to",
+            "none",
+            *argv,
+        ]
+    )
     assert code == 2
     assert message in capsys.readouterr().err
 
@@ -81,17 +110,51 @@ def test_foreign_output_dir_is_never_touched(tmp_path, capsys, wikitext_file, wi
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("precious")
-    code = main(["pretrain", "--train_file", str(wikitext_file), "--tokenizer_name", str(wiki_tokenizer_dir),
-                 "--output_dir", str(out), "--max_steps", "1"])
+    code = main(
+        [
+            "pretrain",
+            "--train_file",
+            str(wikitext_file),
+            "--tokenizer_name",
+            str(wiki_tokenizer_dir),
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "1",
+        ]
+    )
     assert code == 2 and "holds no t5lab run" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
 def test_effective_config_is_written_and_reusable(tmp_path, wikitext_file, wiki_tokenizer_dir):
     out = tmp_path / "out"
-    assert main(["pretrain", "--train_file", str(wikitext_file), "--tokenizer_name", str(wiki_tokenizer_dir),
-                 "--output_dir", str(out), "--max_steps", "1", "--input_length", "64", "--report_to", "none",
-                 "--save_strategy", "no", "--validation_split_percentage", "0", "--hub_token", "hf_SECRETSECRET"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--train_file",
+                str(wikitext_file),
+                "--tokenizer_name",
+                str(wiki_tokenizer_dir),
+                "--output_dir",
+                str(out),
+                "--max_steps",
+                "1",
+                "--input_length",
+                "64",
+                "--report_to",
+                "none",
+                "--save_strategy",
+                "no",
+                "--validation_split_percentage",
+                "0",
+                "--hub_token",
+                "hf_SECRETSECRET",
+            ]
+        )
+        == 0
+    )
     saved = yaml.safe_load((out / "t5lab_config.yaml").read_text())
     assert saved["input_length"] == 64 and saved["max_steps"] == 1 and saved["noise_density"] == 0.15
     assert "hf_SECRETSECRET" not in (out / "t5lab_config.yaml").read_text()
@@ -101,7 +164,12 @@ def test_effective_config_is_written_and_reusable(tmp_path, wikitext_file, wiki_
 
 def test_tokenizer_train_command(tmp_path, wikitext_file, capsys):
     out = tmp_path / "tok"
-    assert main(["tokenizer", "train", "--train_file", str(wikitext_file), "--vocab_size", "1200", "--output_dir", str(out)]) == 0
+    assert (
+        main(
+            ["tokenizer", "train", "--train_file", str(wikitext_file), "--vocab_size", "1200", "--output_dir", str(out)]
+        )
+        == 0
+    )
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(out)
@@ -116,6 +184,7 @@ def test_shipped_configs_are_valid(tmp_path, name):
 
     config = Path(__file__).resolve().parents[1] / "configs" / name
     # bf16/tf32 are GPU settings in the base recipe; everything else must parse as is
-    _, data, training = parse_arguments(TYPES, ["--config", str(config), "--output_dir", str(tmp_path),
-                                                "--bf16", "false", "--tf32", "false"], "t", "")
+    _, data, training = parse_arguments(
+        TYPES, ["--config", str(config), "--output_dir", str(tmp_path), "--bf16", "false", "--tf32", "false"], "t", ""
+    )
     assert data.noise_density == 0.15 and training.max_steps > 0

@@ -86,7 +86,12 @@ class SeedStyleCollator:
         mask = np.stack([random_spans_noise_mask(length, self.noise_density) for _ in range(batch)])
         mask &= (input_ids != self.pad_token_id) & (input_ids != self.eos_token_id)
         inputs = self._compact(input_ids, self._sentinel_ids(mask), self.input_length, self.pad_token_id)
-        labels = self._compact(input_ids, self._sentinel_ids(~mask & (input_ids != self.pad_token_id)), self.target_length, self.pad_token_id)
+        labels = self._compact(
+            input_ids,
+            self._sentinel_ids(~mask & (input_ids != self.pad_token_id)),
+            self.target_length,
+            self.pad_token_id,
+        )
         # ~mask marks kept tokens, which the targets drop; pad positions were excluded above and become fill.
         labels = np.where(labels == self.pad_token_id, -100, labels)
         decoder_input_ids = np.zeros_like(labels)
@@ -106,5 +111,7 @@ def tokenize_lines(tokenizer, lines: list[str], max_length: int = 512, batch_siz
     dataset = Dataset.from_dict({"text": [line for line in lines if line.strip()]})
     return dataset.map(
         lambda batch: tokenizer(batch["text"], padding="max_length", truncation=True, max_length=max_length),
-        batched=True, batch_size=batch_size, remove_columns=["text"],
+        batched=True,
+        batch_size=batch_size,
+        remove_columns=["text"],
     )

@@ -7,7 +7,8 @@ Every command also runs as ``python -m t5lab COMMAND`` and under launchers
 from __future__ import annotations
 
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from t5lab.errors import UserError
 
@@ -20,22 +21,33 @@ Run `t5lab COMMAND --help` for the flags of a command. --debug shows full traceb
 
 
 def _pretrain(argv: Sequence[str]) -> int:
-    from t5lab.config import DataArguments, ModelArguments, T5LabTrainingArguments, parse_arguments
+    from t5lab.training.arguments import T5LabTrainingArguments, quiet_deepspeed_on_cpu
+
+    quiet_deepspeed_on_cpu()
+    from t5lab.config import DataArguments, ModelArguments, parse_arguments
     from t5lab.training.pretrain import pretrain
 
-    args = parse_arguments((ModelArguments, DataArguments, T5LabTrainingArguments), argv, "t5lab pretrain",
-                           "Pre-train a T5 model with span corruption.")
+    args = parse_arguments(
+        (ModelArguments, DataArguments, T5LabTrainingArguments),
+        argv,
+        "t5lab pretrain",
+        "Pre-train a T5 model with span corruption.",
+    )
     pretrain(*args)
     return 0
 
 
 def _task_command(function_name: str, description: str) -> Callable[[Sequence[str]], int]:
     def run(argv: Sequence[str]) -> int:
-        from t5lab.config import ModelArguments, T5LabTrainingArguments, parse_arguments
+        from t5lab.training.arguments import T5LabTrainingArguments, quiet_deepspeed_on_cpu
+
+        quiet_deepspeed_on_cpu()
+        from t5lab.config import ModelArguments, TaskArguments, parse_arguments
         from t5lab.training import finetune
 
-        args = parse_arguments((ModelArguments, finetune.TaskArguments, T5LabTrainingArguments), argv,
-                               f"t5lab {function_name}", description)
+        args = parse_arguments(
+            (ModelArguments, TaskArguments, T5LabTrainingArguments), argv, f"t5lab {function_name}", description
+        )
         getattr(finetune, function_name)(*args)
         return 0
 
@@ -46,7 +58,9 @@ def _tasks(argv: Sequence[str]) -> int:
     from t5lab.tasks.registry import list_tasks
 
     if argv and argv[0] in ("-h", "--help"):
-        print("usage: t5lab tasks [--task_file FILE.yaml]\n\nList the tasks: built-in, user config dir, and --task_file.")
+        print(
+            "usage: t5lab tasks [--task_file FILE.yaml]\n\nList the tasks: built-in, user config dir, and --task_file."
+        )
         return 0
     task_files = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--task_file"]
     rows = []
@@ -54,25 +68,73 @@ def _tasks(argv: Sequence[str]) -> int:
         source = (f"hub:{task.hub.path}" + (f"/{task.hub.name}" if task.hub.name else "")) if task.hub else ""
         if task.local:
             source += (" + " if source else "") + "local"
-        rows.append((task.name, task.kind, source, ", ".join(task.metrics), task.metric_to_optimize, ", ".join(task.splits.names())))
+        rows.append(
+            (
+                task.name,
+                task.kind,
+                source,
+                ", ".join(task.metrics),
+                task.metric_to_optimize,
+                ", ".join(task.splits.names()),
+            )
+        )
     from rich.console import Console
 
     from t5lab.evaluation.outputs import print_table
 
-    print_table(f"{len(rows)} tasks", ["task", "kind", "source", "metrics", "optimize", "splits"], rows, Console(width=200))
+    print_table(
+        f"{len(rows)} tasks", ["task", "kind", "source", "metrics", "optimize", "splits"], rows, Console(width=200)
+    )
     return 0
 
 
 def _sweep(argv: Sequence[str]) -> int:
-    from t5lab.sweeps.runner import sweep_command
+    from t5lab.sweeps.command import sweep_command
 
     return sweep_command(argv)
 
 
 def _runs(argv: Sequence[str]) -> int:
-    from t5lab.training.tracking import runs_command
+    """``t5lab runs [DIR] [--metrics a,b]``: a table of the runs under DIR with their key eval metrics."""
+    from t5lab.errors import UserArgumentParser
+    from t5lab.evaluation.naming import strip_eval_prefix
+    from t5lab.evaluation.outputs import print_table, table_console
+    from t5lab.training.tracking import find_runs, run_summary
 
-    return runs_command(argv)
+    parser = UserArgumentParser(prog="t5lab runs", description="List the runs under a folder with their eval metrics.")
+    parser.add_argument("dir", nargs="?", default="runs", help="Folder holding output dirs (default: runs).")
+    parser.add_argument("--metrics", help="Comma-separated eval metrics to show (default: the most common, at most 6).")
+    args = parser.parse_args(list(argv))
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise UserError(f"{root} is not a directory; give the folder your --output_dir runs are in.")
+    summaries = [run_summary(path) for path in find_runs(root)]
+    if not summaries:
+        print(f"No runs under {root}.")
+        return 0
+    if args.metrics:
+        columns = [strip_eval_prefix(m.strip()) for m in args.metrics.split(",") if m.strip()]
+    else:
+        counts: dict[str, int] = {}
+        for summary in summaries:
+            for name in summary["metrics"]:
+                counts[name] = counts.get(name, 0) + 1
+        columns = sorted(counts, key=lambda name: (name != "loss", -counts[name]))[:6]
+    rows = [
+        (
+            str(s["run"].relative_to(root)) if s["run"] != root else ".",
+            s["task"],
+            s["model"],
+            s["steps"],
+            s["status"],
+            *(s["metrics"].get(name, "-") for name in columns),
+        )
+        for s in summaries
+    ]
+    print_table(
+        f"{len(rows)} runs under {root}", ["run", "task", "model", "steps", "status", *columns], rows, table_console()
+    )
+    return 0
 
 
 def _slurm(argv: Sequence[str]) -> int:
@@ -94,24 +156,58 @@ def _inspect(argv: Sequence[str]) -> int:
 
 
 def _tokenizer(argv: Sequence[str]) -> int:
-    from t5lab.data.tokenizer import train_tokenizer_command
-
+    """``t5lab tokenizer train``: train a SentencePiece tokenizer with T5 sentinels on a corpus, save to
+    ``--output_dir``."""
     if not argv or argv[0] != "train":
         if argv and argv[0] in ("-h", "--help"):
             print("usage: t5lab tokenizer train --train_file F --vocab_size N --output_dir D [...]")
             return 0
         raise UserError("usage: t5lab tokenizer train --train_file F --vocab_size N --output_dir D (see --help)")
-    return train_tokenizer_command(argv[1:])
+    from dataclasses import dataclass, field
+
+    from t5lab.config import DataArguments, ModelArguments, parse_arguments
+    from t5lab.data.pipeline import corpus_texts
+    from t5lab.data.tokenizer import save_tokenizer, train_tokenizer
+    from t5lab.errors import ConfigError
+
+    @dataclass
+    class OutputArguments:
+        output_dir: str = field(metadata={"help": "Where to save the tokenizer."})
+        seed: int = field(default=42, metadata={"help": "Seed of the corpus mixture."})
+
+    model_args, data_args, out = parse_arguments(
+        (ModelArguments, DataArguments, OutputArguments),
+        argv[1:],
+        "t5lab tokenizer train",
+        "Train a SentencePiece unigram tokenizer with T5 sentinels.",
+    )
+    output = Path(out.output_dir)
+    if output.is_dir() and any(output.iterdir()):
+        raise ConfigError(f"--output_dir {output} is not empty; choose a new directory.")
+    texts = corpus_texts(data_args.corpus(), out.seed, model_args.cache_dir, model_args.tokenizer_train_samples)
+    tokenizer = train_tokenizer(
+        texts, model_args.vocab_size, model_args.num_sentinels, model_args.tokenizer_train_samples
+    )
+    output.mkdir(parents=True, exist_ok=True)
+    save_tokenizer(tokenizer, output)
+    print(f"Saved a tokenizer of {len(tokenizer)} tokens ({model_args.num_sentinels} sentinels) to {output}")
+    return 0
 
 
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "pretrain": (_pretrain, "pre-train a T5 model with span corruption"),
-    "finetune": (_task_command("finetune", "Fine-tune a T5 model on a task or a mixture of tasks."),
-                 "fine-tune on tasks (GLUE, SuperGLUE, ... or your YAML) with real metrics"),
-    "evaluate": (_task_command("evaluate", "Evaluate a model on the validation splits of tasks."),
-                 "evaluate a model on tasks' validation splits (generation or rank classification)"),
-    "predict": (_task_command("predict", "Predict the test splits of tasks; writes GLUE submission files."),
-                "predict test splits; writes predictions and GLUE submission TSVs"),
+    "finetune": (
+        _task_command("finetune", "Fine-tune a T5 model on a task or a mixture of tasks."),
+        "fine-tune on tasks (GLUE, SuperGLUE, ... or your YAML) with real metrics",
+    ),
+    "evaluate": (
+        _task_command("evaluate", "Evaluate a model on the validation splits of tasks."),
+        "evaluate a model on tasks' validation splits (generation or rank classification)",
+    ),
+    "predict": (
+        _task_command("predict", "Predict the test splits of tasks; writes GLUE submission files."),
+        "predict test splits; writes predictions and GLUE submission TSVs",
+    ),
     "tasks": (_tasks, "list the registered tasks with their source, metrics and splits"),
     "sweep": (_sweep, "hyperparameter sweep from a W&B sweep YAML, on Optuna (local) or W&B; sweep report"),
     "runs": (_runs, "table of the runs under a folder with their eval metrics"),
@@ -126,7 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``t5lab`` command; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     # A bare --debug is ours; "--debug VALUE" is the Trainer's own debug option and passes through.
-    bare = [i for i, a in enumerate(args) if a == "--debug" and (i + 1 == len(args) or args[i + 1].startswith("-") or i == 0)]
+    bare = [
+        i
+        for i, a in enumerate(args)
+        if a == "--debug" and (i + 1 == len(args) or args[i + 1].startswith("-") or i == 0)
+    ]
     debug = bool(bare)
     args = [a for i, a in enumerate(args) if i not in bare]
     # The deepspeed launcher puts --local_rank=N before the script's own arguments; LOCAL_RANK carries it too.

@@ -10,24 +10,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import torch
 import yaml
-from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArguments
+from transformers import HfArgumentParser
 
-from t5lab.errors import ConfigError
+from t5lab.data.pipeline import Corpus
+from t5lab.errors import ConfigError, UserArgumentParser, yaml_error
 
-# Optimizers t5lab provides on top of the Trainer's own `--optim` choices.
-EXTRA_OPTIMIZERS = ("adamwscale",)
-if not torch.cuda.is_available():
-    # DeepSpeed, which transformers imports when it is installed, would warn on every run that it fell back to the CPU.
-    os.environ.setdefault("DS_ACCELERATOR", "cpu")
 # Fields whose value is derived from others; recording them would pin a stale value on reuse.
 _DERIVED_TRAINING_FIELDS = {"logging_dir", "local_rank"}
 
@@ -135,86 +129,76 @@ class DataArguments:
         if not 0.0 <= self.validation_split_percentage < 100.0:
             raise ConfigError("--validation_split_percentage must be in [0, 100).")
 
+    def corpus(self) -> Corpus:
+        """The text sources of these arguments, as the data layer takes them."""
+        return Corpus(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Corpus)})
+
+
+EVAL_MODES = ("generate", "rank")
+MIXING = ("proportional", "temperature")
+
 
 @dataclass
-class T5LabTrainingArguments(Seq2SeqTrainingArguments):
-    """The Trainer's arguments with t5lab's defaults and a few additions."""
+class TaskArguments:
+    """Which task(s), where their data is, and how examples are built and evaluated."""
 
-    output_dir: str | None = field(default=None, metadata={"help": "Where the run writes everything (required)."})
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={"help": "Allow starting a new run in an output dir that holds a different run."},
+    task: str = field(metadata={"help": "Task name(s), e.g. glue/sst2; comma-separated for a multi-task mixture."})
+    task_file: str | None = field(
+        default=None, metadata={"help": "YAML file(s) of extra task definitions, comma-separated."}
     )
-    optim: str = field(
-        default="adamw_torch",
-        metadata={"help": "Any Trainer optimizer (adamw_torch, adafactor, ...) or 'adamwscale' (nanoT5)."},
-    )
-    report_to: None | str | list[str] = field(
-        default="tensorboard",
-        metadata={"help": "Trackers, comma-separated: tensorboard (default, local), wandb, mlflow, trackio, none."},
-    )
-    eval_strategy: str | None = field(
+    data_dir: str | None = field(
         default=None,
-        metadata={"help": "When to evaluate: no, steps or epoch (default: steps when --eval_steps is given, else no)."},
+        metadata={"help": "Local data: GLUE's root folder (SST-2/, RTE/, ...) or one task's folder. Default: the hub."},
     )
-    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
-    save_total_limit: int | None = field(default=3, metadata={"help": "Keep the last K checkpoints."})
-    plot_loss: bool = field(default=True, metadata={"help": "Write loss_curve.png into the output dir."})
-    on_nonfinite: str = field(
-        default="stop",
-        metadata={"help": "On a NaN/inf loss or gradient: stop (name the step and the last good checkpoint) or "
-                  "skip (drop that update, count it in the logs as nonfinite_skipped)."},
+    train_file: str | None = field(
+        default=None, metadata={"help": "Training file for a single task (csv/tsv/jsonl/json/parquet)."}
     )
+    validation_file: str | None = field(default=None, metadata={"help": "Validation file for a single task."})
+    test_file: str | None = field(default=None, metadata={"help": "Test file for a single task."})
+    max_source_length: int = field(default=512, metadata={"help": "Inputs are truncated to this many tokens."})
+    max_target_length: int = field(default=128, metadata={"help": "Targets are truncated to this many tokens."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many training examples per task."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Evaluate on at most this many examples per split."}
+    )
+    eval_mode: str = field(
+        default="generate",
+        metadata={"help": "generate (decode text, then parse) or rank (score each label word; classification only)."},
+    )
+    num_beams: int = field(default=1, metadata={"help": "Beams for generation (1 = greedy)."})
+    length_penalty: float = field(default=1.0, metadata={"help": "Beam-search length penalty."})
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after N evaluations without improvement."}
+    )
+    early_stopping_threshold: float = field(default=0.0, metadata={"help": "Minimum improvement that counts."})
+    mixing: str = field(
+        default="proportional", metadata={"help": "Multi-task mixing: proportional (to size, capped) or temperature."}
+    )
+    mixing_cap: int = field(
+        default=2**19, metadata={"help": "Examples-proportional mixing caps each task at this many examples."}
+    )
+    mixing_temperature: float = field(default=2.0, metadata={"help": "Temperature of temperature mixing."})
+    dropout_rate: float | None = field(default=0.1, metadata={"help": "Dropout while fine-tuning (T5 uses 0.1)."})
 
     def __post_init__(self) -> None:
-        if not self.output_dir:
-            raise ConfigError("--output_dir is required.")
-        if self.on_nonfinite not in ("stop", "skip"):
-            raise ConfigError(f"--on_nonfinite must be stop or skip, got '{self.on_nonfinite}'.")
-        if self.eval_strategy is None:  # --eval_steps alone means every N steps; an explicit "no" stays no
-            self.eval_strategy = "steps" if self.eval_steps is not None else "no"
-        self.t5lab_optim = self.optim
-        if not torch.cuda.is_available():
-            self.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns every epoch otherwise
-            if self.bf16:
-                self.use_cpu = True  # the Trainer accepts bf16 autocast on CPU only when told it is on CPU
-            if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.deepspeed:
-                if self.fsdp or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
-                    # accelerate would quietly fall back to DDP on CPU processes
-                    raise ConfigError("FSDP needs GPUs (accelerate runs it on accelerators only); on CPU use DDP or --deepspeed.")
-                # Without it, launched CPU processes each train alone: accelerate opens the process group but
-                # neither wraps the model in DDP nor gathers the logged loss.
-                self.use_cpu = True
-        if self.optim in EXTRA_OPTIMIZERS:
-            self.optim = "adamw_torch"  # the Trainer validates the name; the real optimizer is passed in later
-        # Recorded as given (a shipped name or the user's path); the Trainer gets the checked config itself.
-        self.t5lab_deepspeed = self.deepspeed if isinstance(self.deepspeed, str) else None
-        if self.t5lab_deepspeed:
-            from t5lab.launch.configs import load_deepspeed_config
+        if self.eval_mode not in EVAL_MODES:
+            raise ConfigError(f"--eval_mode must be one of {', '.join(EVAL_MODES)}, got '{self.eval_mode}'.")
+        if self.mixing not in MIXING:
+            raise ConfigError(f"--mixing must be one of {', '.join(MIXING)}, got '{self.mixing}'.")
 
-            self.deepspeed = load_deepspeed_config(self.t5lab_deepspeed, self.t5lab_optim)
-        if isinstance(self.report_to, str) and "," in self.report_to:
-            self.report_to = [name.strip() for name in self.report_to.split(",") if name.strip()]
-        super().__post_init__()
-
-    @cached_property
-    def _setup_devices(self) -> torch.device:
-        if self.deepspeed:
-            from t5lab.launch.configs import start_deepspeed_on_cpu
-
-            if start_deepspeed_on_cpu(self.ddp_backend or "gloo", self.ddp_timeout):
-                self.accelerator_config.use_configured_state = True
-        return super()._setup_devices
+    def data_files(self) -> dict[str, str] | None:
+        """Explicit files for one task's splits (role -> file), or None to use --data_dir / the hub."""
+        files = {"train": self.train_file, "validation": self.validation_file, "test": self.test_file}
+        return {split: path for split, path in files.items() if path} or None
 
 
 _T5LAB_TRAINING_FIELDS = {"output_dir", "overwrite_output_dir", "report_to", "plot_loss", "on_nonfinite"}
 
 
-class ArgumentParser(HfArgumentParser):
-    """HfArgumentParser whose errors are one-line :class:`ConfigError`s instead of usage dumps."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(f"{message} (see --help)")
+class ArgumentParser(HfArgumentParser, UserArgumentParser):
+    """HfArgumentParser whose errors are one-line errors instead of usage dumps (see :class:`UserArgumentParser`)."""
 
 
 def _dataclass_fields(types: Sequence[type]) -> dict[str, dataclasses.Field]:
@@ -237,10 +221,7 @@ def load_yaml_config(path: str | Path, types: Sequence[type]) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}.") from None
+        raise yaml_error("config file", path, exc) from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text.") from None
     if data is None:
@@ -264,7 +245,9 @@ def _yaml_to_argv(config: dict[str, Any]) -> list[str]:
         if isinstance(value, dict):
             argv += [f"--{key}", json.dumps(value)]
         elif isinstance(value, (list, tuple)):
-            argv += [f"--{key}", ",".join(str(v) for v in value)] if key == "report_to" else [f"--{key}", *map(str, value)]
+            argv += (
+                [f"--{key}", ",".join(str(v) for v in value)] if key == "report_to" else [f"--{key}", *map(str, value)]
+            )
         else:
             argv += [f"--{key}", str(value)]
     return argv
@@ -298,9 +281,7 @@ def _name_the_flag(message: str, argv: Sequence[str]) -> str:
     return message
 
 
-def parse_arguments(
-    types: Sequence[type], argv: Sequence[str], prog: str, description: str
-) -> tuple[Any, ...]:
+def parse_arguments(types: Sequence[type], argv: Sequence[str], prog: str, description: str) -> tuple[Any, ...]:
     """Parse ``--config FILE`` plus flags (which override the file) into instances of ``types``."""
     config_path, argv = _extract_option(list(argv), "config")
     yaml_config = load_yaml_config(config_path, types) if config_path else {}
@@ -319,25 +300,41 @@ def parse_arguments(
         hint = difflib.get_close_matches(remaining[0].split("=")[0], known, n=1)
         suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
         raise ConfigError(f"unknown argument '{remaining[0]}'.{suggestion} (see --help)")
+    given = given_flags(full_argv, types)
+    for instance in instances:
+        instance.given_flags = given  # what the user set (file or command line), as opposed to defaults
     return tuple(instances)
+
+
+def given_flags(argv: Sequence[str], types: Sequence[type]) -> frozenset[str]:
+    """Field names set explicitly in ``argv`` (``--name``, ``--name=value``, ``--name-with-dashes`` or an alias)."""
+    aliases = _flag_aliases(types)
+    names = set()
+    for arg in argv:
+        if arg.startswith("--"):
+            name = arg[2:].split("=", 1)[0].replace("-", "_")
+            names.add(aliases.get(name, name))
+    return frozenset(names & set(_dataclass_fields(types)))
 
 
 def effective_config(instances: Sequence[Any]) -> dict[str, Any]:
     """The run's settings: every t5lab field, plus the Trainer fields that differ from their defaults."""
     config: dict[str, Any] = {}
     for instance in instances:
+        # the Trainer's arguments (t5lab.training.arguments), recognised without importing them (and torch)
+        is_training_arguments = hasattr(instance, "t5lab_optim")
         for f in dataclasses.fields(instance):
             if not f.init or f.name.startswith("_"):
                 continue
             value = getattr(instance, f.name)
             value = getattr(value, "value", value)  # enums
-            if isinstance(instance, TrainingArguments) and f.name not in _T5LAB_TRAINING_FIELDS:
+            if is_training_arguments and f.name not in _T5LAB_TRAINING_FIELDS:
                 default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
                 if value == getattr(default, "value", default) or f.name in _DERIVED_TRAINING_FIELDS:
                     continue
             if isinstance(value, (str, int, float, bool, type(None), list, dict)):
                 config[f.name] = value
-        if isinstance(instance, T5LabTrainingArguments):
+        if is_training_arguments:
             config["optim"] = instance.t5lab_optim
             if instance.t5lab_deepspeed:
                 config["deepspeed"] = instance.t5lab_deepspeed
@@ -363,7 +360,12 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
             redacted.append(f"--{name}=<redacted>")
         else:
             redacted.append(arg)
-        hide_next = not hide_next and arg.startswith("--") and not has_value and bool(_SECRET_KEY.search(name.replace("-", "_")))
+        hide_next = (
+            not hide_next
+            and arg.startswith("--")
+            and not has_value
+            and bool(_SECRET_KEY.search(name.replace("-", "_")))
+        )
     return redacted
 
 

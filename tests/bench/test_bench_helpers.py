@@ -21,8 +21,18 @@ from probe_encoder import probe_accuracy, read_sst2  # noqa: E402
 
 @pytest.mark.parametrize("feed_forward_proj", ["gated-gelu", "relu"])
 def test_flop_formula_matches_torch_flop_counter(feed_forward_proj: str) -> None:
-    config = T5Config(d_model=64, d_ff=96, num_layers=2, num_decoder_layers=3, num_heads=4, d_kv=16, vocab_size=256,
-                      feed_forward_proj=feed_forward_proj, tie_word_embeddings=False, decoder_start_token_id=0)
+    config = T5Config(
+        d_model=64,
+        d_ff=96,
+        num_layers=2,
+        num_decoder_layers=3,
+        num_heads=4,
+        d_kv=16,
+        vocab_size=256,
+        feed_forward_proj=feed_forward_proj,
+        tie_word_embeddings=False,
+        decoder_start_token_id=0,
+    )
     model = T5ForConditionalGeneration(config)
     batch, encoder_length, decoder_length = 2, 40, 12
     inputs = torch.randint(2, 256, (batch, encoder_length))
@@ -37,7 +47,9 @@ def test_seed_style_collator_hides_spans_that_targets_restore() -> None:
     rng = np.random.default_rng(0)
     lengths = [64, 20, 3]
     rows = [np.concatenate([rng.integers(3, 800, n), np.zeros(64 - n, np.int64)]) for n in lengths]
-    collator = SeedStyleCollator(vocab_size=vocab_size, pad_token_id=pad, eos_token_id=eos, input_length=64, target_length=64)
+    collator = SeedStyleCollator(
+        vocab_size=vocab_size, pad_token_id=pad, eos_token_id=eos, input_length=64, target_length=64
+    )
     batch = collator([{"input_ids": r, "attention_mask": (r != pad).astype(np.int64)} for r in rows])
     assert batch["input_ids"].shape == (3, 64) and batch["labels"].shape == (3, 64)
     sentinels = np.arange(vocab_size - 1, vocab_size - 101, -1)  # <extra_id_0> is vocab_size - 1, counting down
@@ -55,13 +67,17 @@ def test_seed_style_collator_hides_spans_that_targets_restore() -> None:
             # The seed's roll can start a row with noise; its targets then number the spans one off.
             assert not np.array_equal(reconstruct(inputs, labels, sentinels, eos), row[:n])
     assert (batch["decoder_input_ids"][:, 0] == pad).all()
-    np.testing.assert_array_equal(batch["decoder_input_ids"][:, 1:][batch["labels"][:, :-1] != -100],
-                                  batch["labels"][:, :-1][batch["labels"][:, :-1] != -100])
+    np.testing.assert_array_equal(
+        batch["decoder_input_ids"][:, 1:][batch["labels"][:, :-1] != -100],
+        batch["labels"][:, :-1][batch["labels"][:, :-1] != -100],
+    )
 
 
 def test_linear_probe_reads_a_signal_and_nothing_else(shared_data) -> None:
     texts, labels = read_sst2(shared_data / "glue" / "SST-2" / "dev.tsv", 800)
-    assert len(texts) == len(labels) == 800 and set(labels.tolist()) == {0, 1} and all(isinstance(t, str) for t in texts)
+    assert (
+        len(texts) == len(labels) == 800 and set(labels.tolist()) == {0, 1} and all(isinstance(t, str) for t in texts)
+    )
     rng = np.random.default_rng(0)
     noise = rng.normal(size=(800, 16))
     informative = noise + 2.0 * labels[:, None]  # the label shifts every feature

@@ -13,7 +13,6 @@ from t5lab.data.span_corruption import (
     corrupt_spans,
     lengths_for_raw_length,
     reconstruct,
-    span_lengths,
 )
 from t5lab.data.tokenizer import sentinel_ids
 from t5lab.errors import ConfigError
@@ -44,7 +43,9 @@ def wiki_chunks(wiki_tokenizer_dir, wikitext_file):
     return tokenizer, np.asarray(ids, dtype=np.int64)
 
 
-@pytest.mark.parametrize("input_length, density, span", [(512, 0.15, 3.0), (128, 0.15, 3.0), (96, 0.3, 2.5), (64, 0.5, 1.0)])
+@pytest.mark.parametrize(
+    "input_length, density, span", [(512, 0.15, 3.0), (128, 0.15, 3.0), (96, 0.3, 2.5), (64, 0.5, 1.0)]
+)
 def test_corruption_on_real_text(wiki_chunks, input_length, density, span):
     tokenizer, ids = wiki_chunks
     sentinels = sentinel_ids(tokenizer)
@@ -70,6 +71,20 @@ def test_corruption_on_real_text(wiki_chunks, input_length, density, span):
     assert tokenizer.convert_ids_to_tokens(int(sentinels[0])) == "<extra_id_0>"
 
 
+def span_lengths(tokens: np.ndarray, lengths, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The (non-noise, noise) span lengths of each row, read back from corrupt_spans' own outputs."""
+    sentinels = np.arange(10**6 + 99, 10**6 - 1, -1)  # above every token id of these tests
+    inputs, targets = corrupt_spans(tokens, lengths, sentinels, EOS, seed=seed)
+    is_sentinel_in, is_sentinel_out = inputs >= 10**6, targets >= 10**6
+    # non-noise span k: the tokens before sentinel k in the inputs; noise span k: the tokens after it in the targets
+    in_positions = np.nonzero(is_sentinel_in)[1].reshape(len(tokens), -1)
+    out_positions = np.nonzero(is_sentinel_out)[1].reshape(len(tokens), -1)
+    nonnoise = np.diff(np.concatenate([np.full((len(tokens), 1), -1), in_positions], axis=1), axis=1) - 1
+    ends = np.concatenate([out_positions[:, 1:], np.full((len(tokens), 1), targets.shape[1] - 1)], axis=1)
+    noise = ends - out_positions - 1
+    return nonnoise, noise
+
+
 def test_span_counts_and_lengths():
     lengths = compute_lengths(512)
     nonnoise, noise = span_lengths(np.arange(64 * 568).reshape(64, 568), lengths, seed=0)
@@ -89,9 +104,14 @@ def test_spans_are_a_uniform_random_split():
     lengths = compute_lengths(512)
     tokens = np.random.default_rng(0).integers(3, 32000, (4000, lengths.raw_length))
     nonnoise, noise = span_lengths(tokens, lengths, seed=1)
-    for observed, total in ((noise, lengths.num_noise_tokens), (nonnoise, lengths.raw_length - lengths.num_noise_tokens)):
+    for observed, total in (
+        (noise, lengths.num_noise_tokens),
+        (nonnoise, lengths.raw_length - lengths.num_noise_tokens),
+    ):
         spans = lengths.num_noise_spans
-        expected = np.array([comb(total - size - 1, spans - 2) / comb(total - 1, spans - 1) for size in range(1, total - spans + 2)])
+        expected = np.array(
+            [comb(total - size - 1, spans - 2) / comb(total - 1, spans - 1) for size in range(1, total - spans + 2)]
+        )
         for column in (0, spans // 2, spans - 1):  # first, middle and last span are all distributed alike
             counts = np.bincount(observed[:, column] - 1, minlength=len(expected))
             keep = expected * len(observed) >= 5  # pool the sparse tail

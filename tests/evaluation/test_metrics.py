@@ -12,6 +12,7 @@ from sklearn import metrics as sk
 from t5lab.errors import ConfigError, DataError
 from t5lab.evaluation import metrics as m
 from t5lab.tasks.registry import builtin_tasks, get_task
+from t5lab.tasks.scoring import compute_metrics
 
 RNG = np.random.default_rng(0)
 REFS = RNG.integers(0, 3, size=200)
@@ -36,9 +37,11 @@ def test_classification_against_scikit_learn() -> None:
     assert m.accuracy(PREDS, REFS) == pytest.approx(sk.accuracy_score(REFS, PREDS))
     assert m.f1(binary_preds, binary_refs) == pytest.approx(sk.f1_score(binary_refs, binary_preds == 1))
     assert m.f1(binary_preds, binary_refs, positive_label=0) == pytest.approx(
-        sk.f1_score(binary_refs == 0, binary_preds == 0))
+        sk.f1_score(binary_refs == 0, binary_preds == 0)
+    )
     assert m.f1_macro(PREDS, REFS, [0, 1, 2]) == pytest.approx(
-        np.mean([sk.f1_score(REFS == c, PREDS == c) for c in range(3)]))
+        np.mean([sk.f1_score(REFS == c, PREDS == c) for c in range(3)])
+    )
     assert m.mcc(PREDS, REFS) == pytest.approx(sk.matthews_corrcoef(REFS, PREDS))
 
 
@@ -75,22 +78,25 @@ def test_compute_metrics_returns_every_metric_of_every_task(name: str) -> None:
     else:
         predictions, references = ["a summary", "another one", ""], ["a summary", "one more", "text"]
     groups = ["q1", "q1", "q2"] if task.group_column else None
-    results = m.compute_metrics(task, predictions, references, groups)
+    results = compute_metrics(task, predictions, references, groups)
     assert list(results) == task.produced_metrics
     assert results["invalid_rate"] == pytest.approx(1 / 3)
     assert all(isinstance(v, float) and np.isfinite(v) for v in results.values())
 
 
 def test_compute_metrics_on_mrpc_by_hand() -> None:
-    results = m.compute_metrics(get_task("mrpc"), ["equivalent", " not_equivalent ", "maybe", "Equivalent"],
-                                ["equivalent", "not_equivalent", "equivalent", "not_equivalent"])
+    results = compute_metrics(
+        get_task("mrpc"),
+        ["equivalent", " not_equivalent ", "maybe", "Equivalent"],
+        ["equivalent", "not_equivalent", "equivalent", "not_equivalent"],
+    )
     # preds 1,0,invalid,1 vs refs 1,0,1,0: accuracy 1/2; TP=1 FP=1 FN=1 -> F1 1/2
     assert results == {"f1": 0.5, "accuracy": 0.5, "combined_score": 0.5, "invalid_rate": 0.25}
 
 
 def test_compute_metrics_on_stsb_substitutes_invalid_predictions() -> None:
     references = [3.9, 1.2, 2.0, 4.0]
-    results = m.compute_metrics(get_task("stsb"), ["3.8", "1.0", "not a number", "4.2"], references)
+    results = compute_metrics(get_task("stsb"), ["3.8", "1.0", "not a number", "4.2"], references)
     substituted = [3.8, 1.0, m.INVALID_REGRESSION_VALUE, 4.2]
     assert results["pearson"] == pytest.approx(stats.pearsonr(substituted, references)[0])
     assert results["spearmanr"] == pytest.approx(stats.spearmanr(substituted, references)[0])
@@ -99,11 +105,11 @@ def test_compute_metrics_on_stsb_substitutes_invalid_predictions() -> None:
 
 
 def test_compute_metrics_on_multirc_groups() -> None:
-    results = m.compute_metrics(get_task("multirc"), ["True", "False", "True", "True"], [1, 0, 0, 1],
-                                groups=["0-1", "0-1", "0-2", "0-2"])
+    results = compute_metrics(
+        get_task("multirc"), ["True", "False", "True", "True"], [1, 0, 0, 1], groups=["0-1", "0-1", "0-2", "0-2"]
+    )
     # F1a: TP=2 FP=1 FN=0 -> 0.8; EM: question 0-1 right, 0-2 wrong -> 0.5
-    assert results == pytest.approx({"f1a": 0.8, "group_exact_match": 0.5, "combined_score": 0.65,
-                                     "invalid_rate": 0.0})
+    assert results == pytest.approx({"f1a": 0.8, "group_exact_match": 0.5, "combined_score": 0.65, "invalid_rate": 0.0})
 
 
 @pytest.mark.parametrize(
@@ -119,7 +125,7 @@ def test_compute_metrics_on_multirc_groups() -> None:
 )
 def test_compute_metrics_errors(task, predictions, references, groups, message) -> None:
     with pytest.raises(DataError, match=message):
-        m.compute_metrics(get_task(task), predictions, references, groups)
+        compute_metrics(get_task(task), predictions, references, groups)
 
 
 def test_glue_average() -> None:

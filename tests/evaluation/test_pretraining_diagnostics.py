@@ -32,24 +32,36 @@ def real_batch(wikitext_file, wiki_tokenizer_dir):
     tokenizer = load_tokenizer(str(wiki_tokenizer_dir))
     sentinels = sentinel_ids(tokenizer)
     lengths = compute_lengths(64, 0.15, 3.0, len(sentinels))
-    data_args = DataArguments(train_file=str(wikitext_file), input_length=64, max_eval_samples=64, preprocessing_num_workers=1)
-    train, validation = pretraining_datasets(data_args, tokenizer, lengths.raw_length, seed=3)
-    collator = SpanCorruptionCollator(lengths, sentinels, tokenizer.eos_token_id, decoder_start_token_id=0, seed=3, epoch=1)
+    data_args = DataArguments(
+        train_file=str(wikitext_file), input_length=64, max_eval_samples=64, preprocessing_num_workers=1
+    )
+    train, validation = pretraining_datasets(data_args.corpus(), tokenizer, lengths.raw_length, seed=3)
+    collator = SpanCorruptionCollator(
+        lengths, sentinels, tokenizer.eos_token_id, decoder_start_token_id=0, seed=3, epoch=1
+    )
     rows = [validation[i] for i in range(16)]
     return tokenizer, sentinels, train, collator, rows, collator(rows)
 
 
 def test_collated_targets_put_back_at_their_sentinels_restore_the_packed_chunk(real_batch):
     tokenizer, sentinels, _, collator, rows, batch = real_batch
-    inputs, labels, decoder_inputs = batch["input_ids"].numpy(), batch["labels"].numpy(), batch["decoder_input_ids"].numpy()
+    inputs, labels, decoder_inputs = (
+        batch["input_ids"].numpy(),
+        batch["labels"].numpy(),
+        batch["decoder_input_ids"].numpy(),
+    )
     assert inputs.shape == (16, collator.lengths.input_length) and labels.shape == (16, collator.lengths.target_length)
     for row in range(len(rows)):
-        np.testing.assert_array_equal(reconstruct(inputs[row], labels[row], sentinels, tokenizer.eos_token_id), rows[row]["input_ids"])
+        np.testing.assert_array_equal(
+            reconstruct(inputs[row], labels[row], sentinels, tokenizer.eos_token_id), rows[row]["input_ids"]
+        )
     # the decoder reads the targets shifted right by one, behind the start token: teacher forcing on the same row
     assert (decoder_inputs[:, 0] == 0).all()
     np.testing.assert_array_equal(decoder_inputs[:, 1:], labels[:, :-1])
     # a misaligned pipeline (another row's targets) no longer restores the chunk
-    assert not np.array_equal(reconstruct(inputs[0], labels[1], sentinels, tokenizer.eos_token_id), rows[0]["input_ids"])
+    assert not np.array_equal(
+        reconstruct(inputs[0], labels[1], sentinels, tokenizer.eos_token_id), rows[0]["input_ids"]
+    )
 
 
 def _model(tokenizer, seed=0):
@@ -75,7 +87,9 @@ def test_diagnostics_agree_with_the_models_own_loss(real_batch):
     spans = np.isin(batch["labels"].numpy(), sentinels).sum()
     assert sums["sentinel_tokens"] == spans + len(batch["labels"])
     assert sums["noise_tokens"] + sums["sentinel_tokens"] == sums["tokens"]
-    weighted = (metrics["noise_loss"] * sums["noise_tokens"] + metrics["sentinel_loss"] * sums["sentinel_tokens"]) / sums["tokens"]
+    weighted = (
+        metrics["noise_loss"] * sums["noise_tokens"] + metrics["sentinel_loss"] * sums["sentinel_tokens"]
+    ) / sums["tokens"]
     assert weighted == pytest.approx(true_loss, abs=1e-3)
     # the unigram reference, counted directly
     assert len(train) < 20_000  # small enough to be counted whole
@@ -109,18 +123,51 @@ def test_collapse_statistics_separate_isotropic_from_collapsed_states(real_batch
     collapsed = collapse_statistics(direction + 0.05 * torch.randn(2000, 64, generator=generator))
     assert collapsed["mean_token_cosine"] > 0.99 and collapsed["effective_rank"] < 10
     tokenizer = real_batch[0]
-    fresh = encoder_collapse(_model(tokenizer), tokenizer, ["The city was founded in 1850 by settlers .", "A second , longer line of text ."])
+    fresh = encoder_collapse(
+        _model(tokenizer), tokenizer, ["The city was founded in 1850 by settlers .", "A second , longer line of text ."]
+    )
     assert fresh["tokens"] > 10 and fresh["dimensions"] == 128 and fresh["mean_token_cosine"] < 0.5
 
 
 @pytest.mark.slow
-def test_pretraining_reports_the_diagnostics_and_inspect_compares_with_a_random_twin(tmp_path, wikitext_file, wiki_tokenizer_dir):
+def test_pretraining_reports_the_diagnostics_and_inspect_compares_with_a_random_twin(
+    tmp_path, wikitext_file, wiki_tokenizer_dir
+):
     out = tmp_path / "run"
     run = subprocess.run(
-        [sys.executable, "-m", "t5lab", "pretrain", "--train_file", str(wikitext_file), "--tokenizer_name", str(wiki_tokenizer_dir),
-         "--config_name", "t5-tiny", "--input_length", "64", "--per_device_train_batch_size", "16", "--max_steps", "40",
-         "--learning_rate", "3e-3", "--eval_steps", "20", "--eval_on_start", "--max_eval_samples", "32", "--report_to", "none",
-         "--output_dir", str(out)], capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "t5lab",
+            "pretrain",
+            "--train_file",
+            str(wikitext_file),
+            "--tokenizer_name",
+            str(wiki_tokenizer_dir),
+            "--config_name",
+            "t5-tiny",
+            "--input_length",
+            "64",
+            "--per_device_train_batch_size",
+            "16",
+            "--max_steps",
+            "40",
+            "--learning_rate",
+            "3e-3",
+            "--eval_steps",
+            "20",
+            "--eval_on_start",
+            "--max_eval_samples",
+            "32",
+            "--report_to",
+            "none",
+            "--output_dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Encoder use on held-out text:" in run.stdout
     results = json.loads((out / "eval_results.json").read_text())
@@ -135,8 +182,23 @@ def test_pretraining_reports_the_diagnostics_and_inspect_compares_with_a_random_
 
     assert Image.open(out / "loss_curve.png").size[0] > 1200  # two panels
 
-    inspect = subprocess.run([sys.executable, "-m", "t5lab", "inspect", str(out), "--train_file", str(wikitext_file),
-                              "--num_chunks", "32", "--json"], capture_output=True, text=True, timeout=300)
+    inspect = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "t5lab",
+            "inspect",
+            str(out),
+            "--train_file",
+            str(wikitext_file),
+            "--num_chunks",
+            "32",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert inspect.returncode == 0, inspect.stderr[-2000:]
     report = json.loads(inspect.stdout)
     model, twin = report["model"], report["random twin"]
@@ -145,16 +207,35 @@ def test_pretraining_reports_the_diagnostics_and_inspect_compares_with_a_random_
     assert abs(twin["encoder_gain"]) < 0.05
     assert model["noise_unigram_loss"] == pytest.approx(twin["noise_unigram_loss"])
     assert 0 < twin["mean_token_cosine"] < 0.5 and twin["effective_rank"] > 20
-    table = subprocess.run([sys.executable, "-m", "t5lab", "inspect", str(out / "checkpoint-40"), "--train_file", str(wikitext_file),
-                            "--num_chunks", "8", "--batch_size", "4"], capture_output=True, text=True, timeout=300)
+    table = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "t5lab",
+            "inspect",
+            str(out / "checkpoint-40"),
+            "--train_file",
+            str(wikitext_file),
+            "--num_chunks",
+            "8",
+            "--batch_size",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert table.returncode == 0 and "random twin" in table.stdout and "encoder gain" in table.stdout
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["missing-dir", "--train_file", "x.txt"], "is not a model directory"),
-    ([".", "--num_chunks", "1", "--train_file", "x.txt"], "must be at least 2"),
-    (["."], "the following arguments are required: --train_file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["missing-dir", "--train_file", "x.txt"], "is not a model directory"),
+        ([".", "--num_chunks", "1", "--train_file", "x.txt"], "must be at least 2"),
+        (["."], "the following arguments are required: --train_file"),
+    ],
+)
 def test_inspect_bad_input_is_one_line(argv, message):
     run = subprocess.run([sys.executable, "-m", "t5lab", "inspect", *argv], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr

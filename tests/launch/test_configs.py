@@ -12,9 +12,10 @@ from accelerate.commands.config.config_args import load_config_from_file
 from transformers.models.t5 import modeling_t5
 
 from t5lab.cli import main
-from t5lab.config import DataArguments, ModelArguments, T5LabTrainingArguments, effective_config, parse_arguments
+from t5lab.config import DataArguments, ModelArguments, effective_config, parse_arguments
 from t5lab.errors import ConfigError
 from t5lab.launch.configs import DEEPSPEED_CONFIGS, launch_file
+from t5lab.training.arguments import T5LabTrainingArguments
 
 pytest.importorskip("deepspeed", reason="DeepSpeed is part of the test extra (pip install -e '.[test]')")
 TYPES = (ModelArguments, DataArguments, T5LabTrainingArguments)
@@ -28,7 +29,12 @@ def _parse(tmp_path, *flags):
 def test_shipped_deepspeed_configs_are_json_with_auto_values(name):
     config = json.loads(launch_file("deepspeed", f"{name}.json").read_text())
     assert config["bf16"]["enabled"] == "auto"
-    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "gradient_clipping", "train_batch_size"):
+    for key in (
+        "train_micro_batch_size_per_gpu",
+        "gradient_accumulation_steps",
+        "gradient_clipping",
+        "train_batch_size",
+    ):
         assert config[key] == "auto", key
     assert config["zero_optimization"]["stage"] == (2 if name == "zero2" else 3)
     assert "scheduler" not in config  # the Trainer's --lr_scheduler_type always applies
@@ -36,12 +42,31 @@ def test_shipped_deepspeed_configs_are_json_with_auto_values(name):
 
 @pytest.mark.parametrize("name", ["zero2", "zero3", "zero3_offload"])
 def test_the_trainer_fills_the_auto_values_from_our_flags(tmp_path, name):
-    (_, _, args) = _parse(tmp_path, "--deepspeed", name, "--bf16", "--per_device_train_batch_size", "3",
-                          "--gradient_accumulation_steps", "2", "--max_grad_norm", "0.5", "--learning_rate", "7e-4",
-                          "--adam_beta2", "0.98", "--weight_decay", "0.01")
+    (_, _, args) = _parse(
+        tmp_path,
+        "--deepspeed",
+        name,
+        "--bf16",
+        "--per_device_train_batch_size",
+        "3",
+        "--gradient_accumulation_steps",
+        "2",
+        "--max_grad_norm",
+        "0.5",
+        "--learning_rate",
+        "7e-4",
+        "--adam_beta2",
+        "0.98",
+        "--weight_decay",
+        "0.01",
+    )
     filled = args.hf_deepspeed_config.config
     assert filled["bf16"]["enabled"] is True and filled["fp16"]["enabled"] is False
-    assert (filled["train_micro_batch_size_per_gpu"], filled["gradient_accumulation_steps"], filled["gradient_clipping"]) == (3, 2, 0.5)
+    assert (
+        filled["train_micro_batch_size_per_gpu"],
+        filled["gradient_accumulation_steps"],
+        filled["gradient_clipping"],
+    ) == (3, 2, 0.5)
     if name == "zero3_offload":  # DeepSpeed's CPU AdamW, with our hyperparameters
         assert filled["optimizer"]["params"] == {"lr": 7e-4, "betas": [0.9, 0.98], "eps": 1e-8, "weight_decay": 0.01}
     else:  # no optimizer section: the Trainer builds --optim (adamw_torch, adamwscale, adafactor, ...) itself
@@ -53,9 +78,14 @@ def test_the_trainer_fills_the_auto_values_from_our_flags(tmp_path, name):
 def test_an_optimizer_the_config_would_replace_is_refused(tmp_path, capsys):
     with pytest.raises(ConfigError, match="defines its own optimizer"):
         _parse(tmp_path, "--deepspeed", "zero3_offload", "--optim", "adafactor")
-    assert main(["pretrain", "--output_dir", str(tmp_path / "x"), "--deepspeed", "zero3_offload", "--optim", "adamwscale"]) == 2
+    assert (
+        main(["pretrain", "--output_dir", str(tmp_path / "x"), "--deepspeed", "zero3_offload", "--optim", "adamwscale"])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.startswith("t5lab pretrain: error: --deepspeed zero3_offload defines its own optimizer")
+    assert err.count("\n") == 0 and err.startswith(
+        "t5lab pretrain: error: --deepspeed zero3_offload defines its own optimizer"
+    )
     assert not (tmp_path / "x").exists()
 
 
@@ -88,7 +118,16 @@ def test_user_files_and_bad_values(tmp_path, monkeypatch):
 def test_accelerate_configs_load_and_fsdp_wraps_t5_blocks():
     folder = launch_file("accelerate")
     names = sorted(path.stem for path in folder.glob("*.yaml"))
-    assert names == ["cpu", "cpu_multi", "deepspeed_zero2", "deepspeed_zero3", "deepspeed_zero3_offload", "fsdp", "gpu", "multi_gpu"]
+    assert names == [
+        "cpu",
+        "cpu_multi",
+        "deepspeed_zero2",
+        "deepspeed_zero3",
+        "deepspeed_zero3_offload",
+        "fsdp",
+        "gpu",
+        "multi_gpu",
+    ]
     types = {name: str(load_config_from_file(str(folder / f"{name}.yaml")).distributed_type) for name in names}
     assert types["cpu_multi"] == "DistributedType.MULTI_GPU"  # a CPU-only config would start one process
     assert types["fsdp"] == "DistributedType.FSDP" and types["deepspeed_zero3"] == "DistributedType.DEEPSPEED"

@@ -36,10 +36,32 @@ BIN = os.path.dirname(sys.executable)
 
 def _args(wikitext_file, wiki_tokenizer_dir, output_dir, *extra):
     # A constant learning rate lets a run stopped at step 4 resume into the same curve as an uninterrupted one.
-    return ["pretrain", "--train_file", str(wikitext_file), "--tokenizer_name", str(wiki_tokenizer_dir),
-            "--config_name", "t5-tiny", "--input_length", "64", "--report_to", "none", "--seed", "1",
-            "--validation_split_percentage", "0", "--logging_steps", "1", "--learning_rate", "3e-3",
-            "--lr_scheduler_type", "constant", "--output_dir", str(output_dir), *extra]
+    return [
+        "pretrain",
+        "--train_file",
+        str(wikitext_file),
+        "--tokenizer_name",
+        str(wiki_tokenizer_dir),
+        "--config_name",
+        "t5-tiny",
+        "--input_length",
+        "64",
+        "--report_to",
+        "none",
+        "--seed",
+        "1",
+        "--validation_split_percentage",
+        "0",
+        "--logging_steps",
+        "1",
+        "--learning_rate",
+        "3e-3",
+        "--lr_scheduler_type",
+        "constant",
+        "--output_dir",
+        str(output_dir),
+        *extra,
+    ]
 
 
 def _curve(output_dir):
@@ -63,43 +85,136 @@ def _launch(command, cwd):
 def reference(tmp_path_factory, wikitext_file, wiki_tokenizer_dir):
     """One process at batch 2B, saving a plain checkpoint at the end."""
     out = tmp_path_factory.mktemp("equivalence") / "one"
-    assert main(_args(wikitext_file, wiki_tokenizer_dir, out, "--max_steps", str(STEPS), "--save_steps", str(STEPS),
-                      "--per_device_train_batch_size", str(2 * BATCH))) == 0
+    assert (
+        main(
+            _args(
+                wikitext_file,
+                wiki_tokenizer_dir,
+                out,
+                "--max_steps",
+                str(STEPS),
+                "--save_steps",
+                str(STEPS),
+                "--per_device_train_batch_size",
+                str(2 * BATCH),
+            )
+        )
+        == 0
+    )
     return out, _curve(out)
 
 
-def test_ddp_and_gradient_accumulation_match_one_process(tmp_path, reference, wikitext_file, wiki_tokenizer_dir, free_port):
+def test_ddp_and_gradient_accumulation_match_one_process(
+    tmp_path, reference, wikitext_file, wiki_tokenizer_dir, free_port
+):
     _, one = reference
-    assert main(_args(wikitext_file, wiki_tokenizer_dir, tmp_path / "ga", "--max_steps", str(STEPS), "--save_strategy", "no",
-                      "--per_device_train_batch_size", str(BATCH), "--gradient_accumulation_steps", "2")) == 0
-    accelerate = [os.path.join(BIN, "accelerate"), "launch", "--config_file", str(launch_file("accelerate", "cpu_multi.yaml")),
-                  "--main_process_port", str(free_port), "-m", "t5lab"]
-    log = _launch(accelerate + _args(wikitext_file, wiki_tokenizer_dir, tmp_path / "ddp", "--max_steps", str(STEPS),
-                                     "--save_strategy", "no", "--per_device_train_batch_size", str(BATCH)), tmp_path)
+    assert (
+        main(
+            _args(
+                wikitext_file,
+                wiki_tokenizer_dir,
+                tmp_path / "ga",
+                "--max_steps",
+                str(STEPS),
+                "--save_strategy",
+                "no",
+                "--per_device_train_batch_size",
+                str(BATCH),
+                "--gradient_accumulation_steps",
+                "2",
+            )
+        )
+        == 0
+    )
+    accelerate = [
+        os.path.join(BIN, "accelerate"),
+        "launch",
+        "--config_file",
+        str(launch_file("accelerate", "cpu_multi.yaml")),
+        "--main_process_port",
+        str(free_port),
+        "-m",
+        "t5lab",
+    ]
+    log = _launch(
+        accelerate
+        + _args(
+            wikitext_file,
+            wiki_tokenizer_dir,
+            tmp_path / "ddp",
+            "--max_steps",
+            str(STEPS),
+            "--save_strategy",
+            "no",
+            "--per_device_train_batch_size",
+            str(BATCH),
+        ),
+        tmp_path,
+    )
     assert "on 2 process(es)" in log
     ga, ddp = _curve(tmp_path / "ga"), _curve(tmp_path / "ddp")
     assert len(ga) == len(ddp) == STEPS
-    differences = {"gradient accumulation": _max_relative_difference(ga, one), "DDP": _max_relative_difference(ddp, one)}
+    differences = {
+        "gradient accumulation": _max_relative_difference(ga, one),
+        "DDP": _max_relative_difference(ddp, one),
+    }
     print(f"max relative difference of loss and grad norm vs one process: {differences}")
     assert all(d < TOLERANCE for d in differences.values()), differences
     # The curve is a real one (the model learns), so matching it is not trivial.
     assert one[STEPS][0] < one[1][0] - 0.5
 
 
-def test_zero2_and_zero3_match_one_process_resume_and_export(tmp_path, reference, wikitext_file, wiki_tokenizer_dir, free_port):
+def test_zero2_and_zero3_match_one_process_resume_and_export(
+    tmp_path, reference, wikitext_file, wiki_tokenizer_dir, free_port
+):
     one_dir, one = reference
     zero2, zero3 = tmp_path / "zero2", tmp_path / "zero3"
     # ZeRO-2 under DeepSpeed's own launcher, which passes --local_rank=N before t5lab's arguments.
-    deepspeed = [os.path.join(BIN, "deepspeed"), "--num_gpus", "2", "--master_port", str(free_port), "--module", "t5lab"]
-    log = _launch(deepspeed + _args(wikitext_file, wiki_tokenizer_dir, zero2, "--deepspeed", "zero2", "--max_steps", str(STEPS),
-                                    "--save_steps", str(STEPS), "--per_device_train_batch_size", str(BATCH)), tmp_path)
+    deepspeed = [
+        os.path.join(BIN, "deepspeed"),
+        "--num_gpus",
+        "2",
+        "--master_port",
+        str(free_port),
+        "--module",
+        "t5lab",
+    ]
+    log = _launch(
+        deepspeed
+        + _args(
+            wikitext_file,
+            wiki_tokenizer_dir,
+            zero2,
+            "--deepspeed",
+            "zero2",
+            "--max_steps",
+            str(STEPS),
+            "--save_steps",
+            str(STEPS),
+            "--per_device_train_batch_size",
+            str(BATCH),
+        ),
+        tmp_path,
+    )
     assert "on 2 process(es)" in log
     # ZeRO-3 under torchrun, stopped at step 4, then resumed by rerunning the command with more steps.
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port), "-m", "t5lab"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port),
+        "-m",
+        "t5lab",
+    ]
     zero3_args = ["--deepspeed", "zero3", "--save_steps", "2", "--per_device_train_batch_size", str(BATCH)]
     _launch(torchrun + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", "4", *zero3_args), tmp_path)
     assert (zero3 / "checkpoint-4" / "global_step4").is_dir()
-    log = _launch(torchrun + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", str(STEPS), *zero3_args), tmp_path)
+    log = _launch(
+        torchrun + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", str(STEPS), *zero3_args), tmp_path
+    )
     assert "resuming from" in log and "checkpoint-4" in log
     curves = {"ZeRO-2": _curve(zero2), "ZeRO-3 (resumed at step 4)": _curve(zero3)}
     assert sorted(curves["ZeRO-2"]) == sorted(curves["ZeRO-3 (resumed at step 4)"]) == list(range(1, STEPS + 1))
@@ -124,9 +239,34 @@ def test_zero3_with_cpu_offload_matches_one_process(tmp_path, reference, wikitex
     # Parameters and optimizer state on the host, stepped by DeepSpeed's CPU AdamW (a C++ op built on first use).
     _, one = reference
     out = tmp_path / "zero3_offload"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port), "-m", "t5lab"]
-    log = _launch(torchrun + _args(wikitext_file, wiki_tokenizer_dir, out, "--deepspeed", "zero3_offload", "--max_steps", str(STEPS),
-                                   "--save_strategy", "no", "--per_device_train_batch_size", str(BATCH)), tmp_path)
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port),
+        "-m",
+        "t5lab",
+    ]
+    log = _launch(
+        torchrun
+        + _args(
+            wikitext_file,
+            wiki_tokenizer_dir,
+            out,
+            "--deepspeed",
+            "zero3_offload",
+            "--max_steps",
+            str(STEPS),
+            "--save_strategy",
+            "no",
+            "--per_device_train_batch_size",
+            str(BATCH),
+        ),
+        tmp_path,
+    )
     assert "on 2 process(es)" in log
     assert json.loads((out / "run_info.json").read_text())["config"]["deepspeed"] == "zero3_offload"
     curve = _curve(out)

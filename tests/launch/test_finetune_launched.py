@@ -21,14 +21,42 @@ EVAL_EXAMPLES = 51
 
 
 def _common(shared_data, output_dir):
-    return ["--task", "glue/rte", "--data_dir", str(shared_data / "glue"), "--max_source_length", "64", "--max_target_length", "4",
-            "--max_eval_samples", str(EVAL_EXAMPLES), "--per_device_eval_batch_size", "8", "--report_to", "none",
-            "--output_dir", str(output_dir)]
+    return [
+        "--task",
+        "glue/rte",
+        "--data_dir",
+        str(shared_data / "glue"),
+        "--max_source_length",
+        "64",
+        "--max_target_length",
+        "4",
+        "--max_eval_samples",
+        str(EVAL_EXAMPLES),
+        "--per_device_eval_batch_size",
+        "8",
+        "--report_to",
+        "none",
+        "--output_dir",
+        str(output_dir),
+    ]
 
 
 def _torchrun(port, argv, cwd) -> str:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port), "-m", "t5lab", *argv]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        "-m",
+        "t5lab",
+        *argv,
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -37,17 +65,38 @@ def _predictions(output_dir):
     return (output_dir / "predictions" / "rte_validation.jsonl").read_text(encoding="utf-8").splitlines()
 
 
-def test_finetune_and_evaluate_under_torchrun_score_each_example_once(tmp_path, shared_data, wiki_tokenizer_dir, free_port):
+def test_finetune_and_evaluate_under_torchrun_score_each_example_once(
+    tmp_path, shared_data, wiki_tokenizer_dir, free_port
+):
     trained = tmp_path / "ddp"
-    log = _torchrun(free_port, ["finetune", "--config_name", "t5-tiny", "--tokenizer_name", str(wiki_tokenizer_dir), "--max_steps", "4",
-                                "--per_device_train_batch_size", "4", "--learning_rate", "3e-3", "--save_strategy", "no",
-                                *_common(shared_data, trained)], tmp_path)
+    log = _torchrun(
+        free_port,
+        [
+            "finetune",
+            "--config_name",
+            "t5-tiny",
+            "--tokenizer_name",
+            str(wiki_tokenizer_dir),
+            "--max_steps",
+            "4",
+            "--per_device_train_batch_size",
+            "4",
+            "--learning_rate",
+            "3e-3",
+            "--save_strategy",
+            "no",
+            *_common(shared_data, trained),
+        ],
+        tmp_path,
+    )
     assert "on 2 process(es)" in "".join(log.split("\n"))
     assert len(_predictions(trained)) == EVAL_EXAMPLES
 
     # The same model evaluated by one process and by two: the same predictions, line for line, and metrics.
     assert main(["evaluate", "--model_name_or_path", str(trained), *_common(shared_data, tmp_path / "one")]) == 0
-    _torchrun(free_port, ["evaluate", "--model_name_or_path", str(trained), *_common(shared_data, tmp_path / "two")], tmp_path)
+    _torchrun(
+        free_port, ["evaluate", "--model_name_or_path", str(trained), *_common(shared_data, tmp_path / "two")], tmp_path
+    )
     one, two = _predictions(tmp_path / "one"), _predictions(tmp_path / "two")
     assert len(one) == EVAL_EXAMPLES and one == two
     assert len({json.loads(line)["input"] for line in one}) == EVAL_EXAMPLES

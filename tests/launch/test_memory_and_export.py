@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from t5lab.cli import main
 from t5lab.launch.memory import MODELS, memory_table, model_state_bytes, parameter_count
 
@@ -20,7 +18,13 @@ def test_parameter_counts_and_the_zero_formulas():
     assert 2.7e9 < counts["t5-xl (3B)"] < 2.9e9
     per_gpu = model_state_bytes(1_000_000, num_gpus=8)
     assert per_gpu["DDP"] == 16e6 and per_gpu["ZeRO-3"] == 2e6 and per_gpu["ZeRO-2"] == 2e6 + 14e6 / 8
-    assert per_gpu["DDP"] > per_gpu["ZeRO-1"] > per_gpu["ZeRO-2"] > per_gpu["ZeRO-3"] > per_gpu["ZeRO-3 + optimizer offload"]
+    assert (
+        per_gpu["DDP"]
+        > per_gpu["ZeRO-1"]
+        > per_gpu["ZeRO-2"]
+        > per_gpu["ZeRO-3"]
+        > per_gpu["ZeRO-3 + optimizer offload"]
+    )
     assert model_state_bytes(1_000_000, num_gpus=1)["ZeRO-3"] == per_gpu["DDP"]
 
 
@@ -37,9 +41,11 @@ def test_export_refusals(tmp_path, capsys):
     checkpoint = tmp_path / "checkpoint-1"
     checkpoint.mkdir()
     (checkpoint / "config.json").write_text("{}")
-    for argv, message in ((["export", str(not_a_checkpoint), str(tmp_path / "out")], "is not a model checkpoint (no config.json)"),
-                          (["export", str(checkpoint), str(occupied)], "exists and is not empty"),
-                          (["export", str(checkpoint)], "the following arguments are required: output_dir")):
+    for argv, message in (
+        (["export", str(not_a_checkpoint), str(tmp_path / "out")], "is not a model checkpoint (no config.json)"),
+        (["export", str(checkpoint), str(occupied)], "exists and is not empty"),
+        (["export", str(checkpoint)], "the following arguments are required: output_dir"),
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("t5lab export: error:") and message in err and "\n" not in err

@@ -39,7 +39,9 @@ def test_preset_is_v1_1_and_round_trips(tokenizer, tmp_path):
     assert reloaded.lm_head.weight.data_ptr() != reloaded.shared.weight.data_ptr()
     inputs = torch.randint(3, 1000, (2, 16))
     with torch.no_grad():
-        assert torch.allclose(model(input_ids=inputs, labels=inputs).loss, reloaded(input_ids=inputs, labels=inputs).loss)
+        assert torch.allclose(
+            model(input_ids=inputs, labels=inputs).loss, reloaded(input_ids=inputs, labels=inputs).loss
+        )
 
 
 def test_preset_sizes_grow():

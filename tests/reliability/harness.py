@@ -8,21 +8,53 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors.torch import load_file
 
-TINY_PRETRAIN = ["--config_name", "t5-tiny", "--input_length", "64", "--per_device_train_batch_size", "4",
-                 "--logging_steps", "1", "--save_steps", "3", "--max_steps", "12", "--report_to", "none", "--seed", "1",
-                 "--validation_split_percentage", "0", "--plot_loss", "false", "--dataloader_num_workers", "0"]
+TINY_PRETRAIN = [
+    "--config_name",
+    "t5-tiny",
+    "--input_length",
+    "64",
+    "--per_device_train_batch_size",
+    "4",
+    "--logging_steps",
+    "1",
+    "--save_steps",
+    "3",
+    "--max_steps",
+    "12",
+    "--report_to",
+    "none",
+    "--seed",
+    "1",
+    "--validation_split_percentage",
+    "0",
+    "--plot_loss",
+    "false",
+    "--dataloader_num_workers",
+    "0",
+]
+# The CLI with the faults that the T5LAB_FAULT_* variables ask for injected into the Trainer.
+FAULTY_T5LAB = Path(__file__).with_name("faulty_t5lab.py")
 
 
 def pretrain_args(corpus: Path, tokenizer_dir: Path, output_dir: Path, *extra: str) -> list[str]:
     """Arguments of a 12-step t5-tiny pre-training that logs every step and checkpoints every 3."""
-    return ["pretrain", "--train_file", str(corpus), "--tokenizer_name", str(tokenizer_dir), *TINY_PRETRAIN,
-            "--output_dir", str(output_dir), *extra]
+    return [
+        "pretrain",
+        "--train_file",
+        str(corpus),
+        "--tokenizer_name",
+        str(tokenizer_dir),
+        *TINY_PRETRAIN,
+        "--output_dir",
+        str(output_dir),
+        *extra,
+    ]
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -30,11 +62,23 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
 
 
-def start(argv: list[str], env: dict[str, str] | None = None, launcher: list[str] | None = None) -> subprocess.Popen:
-    """Start ``t5lab ARGV`` (under ``launcher`` if given) in its own process group, output captured."""
-    command = (launcher or [sys.executable, "-m"]) + ["t5lab", *argv]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env or child_env(), start_new_session=True)
+def start(
+    argv: list[str], env: dict[str, str] | None = None, launcher: list[str] | None = None, faulty: bool = False
+) -> subprocess.Popen:
+    """Start ``t5lab ARGV`` in its own process group, output captured: under ``launcher`` if given (a command
+    that ends in ``-m``), or, if ``faulty``, as :data:`FAULTY_T5LAB`."""
+    if faulty and launcher:
+        raise ValueError("faulty_t5lab.py is a script; it cannot follow a launcher's -m")
+    program = [sys.executable, str(FAULTY_T5LAB)] if faulty else (launcher or [sys.executable, "-m"]) + ["t5lab"]
+    command = [*program, *argv]
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env or child_env(),
+        start_new_session=True,
+    )
 
 
 def wait_for(process: subprocess.Popen, condition: Callable[[], bool], timeout: float = 300) -> None:
@@ -42,7 +86,9 @@ def wait_for(process: subprocess.Popen, condition: Callable[[], bool], timeout: 
     deadline = time.monotonic() + timeout
     while not condition():
         if process.poll() is not None:
-            raise AssertionError(f"run ended (code {process.returncode}) before the kill point:\n{process.stdout.read()[-3000:]}")
+            raise AssertionError(
+                f"run ended (code {process.returncode}) before the kill point:\n{process.stdout.read()[-3000:]}"
+            )
         if time.monotonic() > deadline:
             kill_group(process, signal.SIGKILL)
             raise AssertionError("kill point not reached in time")
@@ -82,7 +128,7 @@ def error_line(output: str, command: str = "pretrain") -> str:
     assert "Traceback" not in output, output[-3000:]
     marker = f"t5lab {command}: error:"
     assert marker in output, output[-3000:]
-    return output[output.rindex(marker):].splitlines()[0]
+    return output[output.rindex(marker) :].splitlines()[0]
 
 
 def logged_steps(output_dir: Path) -> list[int]:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 import torch
+from faulty_t5lab import inject_faults
 from harness import child_env, error_line, logged_steps, pretrain_args, start, wait_for
 from safetensors.torch import load_file
 
@@ -25,6 +26,12 @@ pytestmark = pytest.mark.slow
 
 def _err_line(capsys) -> str:
     return error_line(capsys.readouterr().err)
+
+
+@pytest.fixture
+def faults(monkeypatch) -> None:
+    """The Trainer of this process with the faults of faulty_t5lab.py, chosen by the T5LAB_FAULT_* variables."""
+    inject_faults(monkeypatch.setattr)
 
 
 def test_sigterm_saves_a_checkpoint_at_the_next_step_and_exits_75(tmp_path, small_corpus, wiki_tokenizer_dir):
@@ -44,20 +51,46 @@ def test_sigterm_saves_a_checkpoint_at_the_next_step_and_exits_75(tmp_path, smal
     assert checkpoint_problem(out / f"checkpoint-{step}") is None
     assert max(logged_steps(out)) == step and not (out / "model.safetensors").exists()
     # the requeued job resumes from it and finishes
-    process = start(pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", str(step + 2), "--save_steps", "1000"))
+    process = start(
+        pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", str(step + 2), "--save_steps", "1000")
+    )
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output[-2000:]
     assert sorted(set(logged_steps(out))) == list(range(1, step + 3))
 
 
-def test_sigusr1_on_one_ddp_rank_stops_both_ranks_after_one_checkpoint(tmp_path, small_corpus, wiki_tokenizer_dir, free_port):
+def test_sigusr1_on_one_ddp_rank_stops_both_ranks_after_one_checkpoint(
+    tmp_path, small_corpus, wiki_tokenizer_dir, free_port
+):
     out = tmp_path / "run"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port), "-m"]
-    argv = pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "500", "--save_steps", "1000",
-                         "--per_device_train_batch_size", "2", "--ddp_backend", "gloo")
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port),
+        "-m",
+    ]
+    argv = pretrain_args(
+        small_corpus,
+        wiki_tokenizer_dir,
+        out,
+        "--max_steps",
+        "500",
+        "--save_steps",
+        "1000",
+        "--per_device_train_batch_size",
+        "2",
+        "--ddp_backend",
+        "gloo",
+    )
     process = start(argv, launcher=torchrun)
     wait_for(process, lambda: 3 in logged_steps(out))
-    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()]
+    workers = [
+        int(p) for p in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    ]
     assert len(workers) == 2
     signalled = time.monotonic()
     os.kill(workers[1], signal.SIGUSR1)  # only rank 1 is told: the ranks must agree, or rank 0 would hang
@@ -70,39 +103,71 @@ def test_sigusr1_on_one_ddp_rank_stops_both_ranks_after_one_checkpoint(tmp_path,
     assert (out / f"checkpoint-{step}" / "rng_state_1.pth").is_file()
 
 
-def test_nonfinite_loss_stops_naming_the_step_and_the_last_good_checkpoint(tmp_path, small_corpus, wiki_tokenizer_dir, capsys, monkeypatch):
+@pytest.mark.usefixtures("faults")
+def test_nonfinite_loss_stops_naming_the_step_and_the_last_good_checkpoint(
+    tmp_path, small_corpus, wiki_tokenizer_dir, capsys, monkeypatch
+):
     monkeypatch.setenv("T5LAB_FAULT_NONFINITE_STEPS", "5")
     out = tmp_path / "run"
     assert main(pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "8")) == 3
     line = _err_line(capsys)
-    assert line.startswith("t5lab pretrain: error: non-finite loss or gradient norm (nan) at step 5; "
-                           f"the last good checkpoint is {out / 'checkpoint-3'}.")
+    assert line.startswith(
+        "t5lab pretrain: error: non-finite loss or gradient norm (nan) at step 5; "
+        f"the last good checkpoint is {out / 'checkpoint-3'}."
+    )
     assert "--on_nonfinite skip" in line
     assert checkpoint_problem(out / "checkpoint-3") is None and not (out / "model.safetensors").exists()
 
 
-def test_nonfinite_steps_skipped_and_counted_under_the_skip_policy(tmp_path, small_corpus, wiki_tokenizer_dir, monkeypatch):
+@pytest.mark.usefixtures("faults")
+def test_nonfinite_steps_skipped_and_counted_under_the_skip_policy(
+    tmp_path, small_corpus, wiki_tokenizer_dir, monkeypatch
+):
     monkeypatch.setenv("T5LAB_FAULT_NONFINITE_STEPS", "2,4")
     out = tmp_path / "run"
-    assert main(pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "5", "--on_nonfinite", "skip",
-                              "--save_steps", "1", "--save_total_limit", "5")) == 0
+    assert (
+        main(
+            pretrain_args(
+                small_corpus,
+                wiki_tokenizer_dir,
+                out,
+                "--max_steps",
+                "5",
+                "--on_nonfinite",
+                "skip",
+                "--save_steps",
+                "1",
+                "--save_total_limit",
+                "5",
+            )
+        )
+        == 0
+    )
     assert json.loads((out / "train_results.json").read_text())["nonfinite_skipped"] == 2
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert [h.get("nonfinite_skipped", 0) for h in history if "loss" in h] == [0, 1, 1, 2, 2]
     assert math.isnan(history[1]["grad_norm"]) and math.isfinite(history[2]["grad_norm"])
     weights = {step: load_file(str(out / f"checkpoint-{step}" / "model.safetensors")) for step in range(1, 6)}
     assert all(bool(t.isfinite().all()) for t in weights[5].values())
-    changed = {step: any(not torch.equal(weights[step][k], weights[step - 1][k]) for k in weights[step]) for step in range(2, 6)}
+    changed = {
+        step: any(not torch.equal(weights[step][k], weights[step - 1][k]) for k in weights[step])
+        for step in range(2, 6)
+    }
     assert changed == {2: False, 3: True, 4: False, 5: True}  # a skipped step changes nothing
 
 
-def test_disk_full_during_a_save_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, small_corpus, wiki_tokenizer_dir, capsys, monkeypatch):
+@pytest.mark.usefixtures("faults")
+def test_disk_full_during_a_save_is_one_line_and_keeps_the_previous_checkpoint(
+    tmp_path, small_corpus, wiki_tokenizer_dir, capsys, monkeypatch
+):
     monkeypatch.setenv("T5LAB_FAULT_SAVE_ENOSPC", "2")  # the second save fails after writing the weights
     out = tmp_path / "run"
     argv = pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "9")
     assert main(argv) == 4
     line = _err_line(capsys)
-    assert line.startswith(f"t5lab pretrain: error: could not write checkpoint-6 in {out} ([Errno 28] No space left on device")
+    assert line.startswith(
+        f"t5lab pretrain: error: could not write checkpoint-6 in {out} ([Errno 28] No space left on device"
+    )
     assert f"the previous checkpoint {out / 'checkpoint-3'} is intact" in line
     assert checkpoint_problem(out / "checkpoint-3") is None
     assert not (out / "checkpoint-6").exists() and not (out / ".incomplete").exists()
@@ -117,14 +182,20 @@ def test_a_really_full_disk(tmp_path, small_corpus, wiki_tokenizer_dir):
     out.mkdir()
     copy.mkdir()
     # 45 MB: the tokenizer-less output dir and one 31 MB checkpoint fit, a second checkpoint does not
-    script = (f"mount -t tmpfs -o size=45m tmpfs {out} || exit 99; {sys.executable} -m t5lab "
-              + " ".join(pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "9"))
-              + f" 2>&1; cp -a {out}/. {copy}/")
-    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=600, env=child_env())
+    script = (
+        f"mount -t tmpfs -o size=45m tmpfs {out} || exit 99; {sys.executable} -m t5lab "
+        + " ".join(pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "9"))
+        + f" 2>&1; cp -a {out}/. {copy}/"
+    )
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=600, env=child_env()
+    )
     if "exit 99" in result.stderr or result.returncode == 99 or "mount:" in result.stderr:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()[:200]}")
     line = error_line(result.stdout)
-    assert line.startswith("t5lab pretrain: error: could not write checkpoint-") and "no space left on device" in line, line
+    assert (
+        line.startswith("t5lab pretrain: error: could not write checkpoint-") and "no space left on device" in line
+    ), line
     assert "is intact" in line
     kept = sorted(p.name for p in copy.glob("checkpoint-*"))
     assert kept and all(checkpoint_problem(copy / name) is None for name in kept)
@@ -135,9 +206,33 @@ def test_rotation_keeps_the_newest_and_the_best_checkpoint(tmp_path, small_corpu
     # "greater is better" on the eval loss makes the first evaluation (the highest loss) the best one; with a
     # limit of 2, every save from step 6 on must delete the middle checkpoint, never the best or the newest
     out = tmp_path / "run"
-    assert main(pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "8", "--save_steps", "2", "--eval_steps", "2",
-                              "--validation_split_percentage", "10", "--max_eval_samples", "8", "--save_total_limit", "2",
-                              "--load_best_model_at_end", "--metric_for_best_model", "eval_loss", "--greater_is_better", "true")) == 0
+    assert (
+        main(
+            pretrain_args(
+                small_corpus,
+                wiki_tokenizer_dir,
+                out,
+                "--max_steps",
+                "8",
+                "--save_steps",
+                "2",
+                "--eval_steps",
+                "2",
+                "--validation_split_percentage",
+                "10",
+                "--max_eval_samples",
+                "8",
+                "--save_total_limit",
+                "2",
+                "--load_best_model_at_end",
+                "--metric_for_best_model",
+                "eval_loss",
+                "--greater_is_better",
+                "true",
+            )
+        )
+        == 0
+    )
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["best_model_checkpoint"] == str(out / "checkpoint-2")
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-8"]
@@ -154,6 +249,8 @@ def test_a_damaged_newest_checkpoint_is_reported_and_skipped(tmp_path, small_cor
     capsys.readouterr()
     assert main(pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "7")) == 0
     err = capsys.readouterr().err
-    assert (f"Skipping incomplete checkpoints: checkpoint-6: optimizer.pt has {size // 2} bytes, {size} expected; "
-            f"resuming from {out / 'checkpoint-3'}.") in err
+    assert (
+        f"Skipping incomplete checkpoints: checkpoint-6: optimizer.pt has {size // 2} bytes, {size} expected; "
+        f"resuming from {out / 'checkpoint-3'}."
+    ) in err
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 7

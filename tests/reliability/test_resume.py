@@ -1,8 +1,9 @@
 """Exact resume: SIGKILL a run at several points, rerun the same command, get the uninterrupted run bit for bit.
 
-Every run is a real ``python -m t5lab`` process with one thread, killed with SIGKILL on its whole process
-group. "Identical" means every logged loss, gradient norm and learning rate, and every final weight, are
-bitwise equal to those of a run that was never interrupted (CPU, same thread count).
+Every run is a real ``python -m t5lab`` process (faulty_t5lab.py where a save must be slow) with one thread,
+killed with SIGKILL on its whole process group. "Identical" means every logged loss, gradient norm and
+learning rate, and every final weight, are bitwise equal to those of a run that was never interrupted (CPU,
+same thread count).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import sys
 import time
 
 import pytest
-
 from harness import (
     assert_identical_runs,
     child_env,
@@ -45,13 +45,17 @@ def reference(tmp_path_factory, small_corpus, wiki_tokenizer_dir):
     return out
 
 
-@pytest.mark.parametrize("kill_point", ["after step 4", "while saving checkpoint-6", "after step 11", "after checkpoint-12"])
-def test_pretraining_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, small_corpus, wiki_tokenizer_dir, reference, kill_point):
+@pytest.mark.parametrize(
+    "kill_point", ["after step 4", "while saving checkpoint-6", "after step 11", "after checkpoint-12"]
+)
+def test_pretraining_killed_and_rerun_matches_an_uninterrupted_run(
+    tmp_path, small_corpus, wiki_tokenizer_dir, reference, kill_point
+):
     out = tmp_path / "run"
     argv = pretrain_args(small_corpus, wiki_tokenizer_dir, out)
     if kill_point.startswith("while saving"):
-        # The test hook holds the save after every file is written and before the checkpoint is committed.
-        process = start(argv, child_env(T5LAB_FAULT_SAVE_DELAY="5"))
+        # The injected delay holds the save after every file is written and before the checkpoint is committed.
+        process = start(argv, child_env(T5LAB_FAULT_SAVE_DELAY="5"), faulty=True)
         wait_for(process, lambda: (out / ".incomplete" / "checkpoint-6" / "trainer_state.json").is_file())
     elif kill_point == "after checkpoint-12":  # the last one: the rerun must only finish, not train a step 13
         process = start(argv)
@@ -77,11 +81,43 @@ def test_pretraining_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, sma
 def test_finetuning_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, shared_data, wiki_tokenizer_dir):
     # Dropout 0.1 is on while fine-tuning, so this also checks that the RNG state is restored.
     def argv(out):
-        return ["finetune", "--task", "glue/rte", "--data_dir", str(shared_data / "glue"), "--config_name", "t5-tiny",
-                "--tokenizer_name", str(wiki_tokenizer_dir), "--output_dir", str(out), "--per_device_train_batch_size", "4",
-                "--max_source_length", "64", "--max_target_length", "4", "--max_train_samples", "200",
-                "--max_eval_samples", "8", "--max_steps", "9", "--save_steps", "3", "--logging_steps", "1",
-                "--learning_rate", "1e-3", "--report_to", "none", "--plot_loss", "false", "--seed", "3"]
+        return [
+            "finetune",
+            "--task",
+            "glue/rte",
+            "--data_dir",
+            str(shared_data / "glue"),
+            "--config_name",
+            "t5-tiny",
+            "--tokenizer_name",
+            str(wiki_tokenizer_dir),
+            "--output_dir",
+            str(out),
+            "--per_device_train_batch_size",
+            "4",
+            "--max_source_length",
+            "64",
+            "--max_target_length",
+            "4",
+            "--max_train_samples",
+            "200",
+            "--max_eval_samples",
+            "8",
+            "--max_steps",
+            "9",
+            "--save_steps",
+            "3",
+            "--logging_steps",
+            "1",
+            "--learning_rate",
+            "1e-3",
+            "--report_to",
+            "none",
+            "--plot_loss",
+            "false",
+            "--seed",
+            "3",
+        ]
 
     _run(argv(tmp_path / "reference"))
     out = tmp_path / "run"
@@ -94,8 +130,19 @@ def test_finetuning_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, shar
     assert_identical_runs(tmp_path / "reference", out)
 
 
-def test_two_process_ddp_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, small_corpus, wiki_tokenizer_dir, free_port):
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port), "-m"]
+def test_two_process_ddp_killed_and_rerun_matches_an_uninterrupted_run(
+    tmp_path, small_corpus, wiki_tokenizer_dir, free_port
+):
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port),
+        "-m",
+    ]
     extra = ("--ddp_backend", "gloo", "--max_steps", "9", "--per_device_train_batch_size", "2")
     _run(pretrain_args(small_corpus, wiki_tokenizer_dir, tmp_path / "reference", *extra), launcher=torchrun)
     out = tmp_path / "run"

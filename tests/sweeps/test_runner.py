@@ -17,7 +17,8 @@ from optuna.trial import TrialState
 
 from t5lab.cli import main
 from t5lab.errors import PREEMPTED_EXIT_CODE
-from t5lab.sweeps.runner import open_storage, open_study, worker_environments
+from t5lab.sweeps.layout import worker_environments
+from t5lab.sweeps.runner import open_storage, open_study
 from t5lab.sweeps.wandb_yaml import load_sweep, search_space
 
 FAKE_PROGRAM = Path(__file__).with_name("fake_train.py")
@@ -26,8 +27,14 @@ FAKE_PROGRAM = Path(__file__).with_name("fake_train.py")
 def fake_sweep(tmp_path: Path, values=(0.2, 0.5, 0.9), method="grid", fixed=None, name="fake", **extra) -> Path:
     """A W&B sweep file running fake_train.py with W&B's default command (${env} ${interpreter} ${program} ${args})."""
     parameters = {"x": {"values": list(values)}, **{key: {"value": value} for key, value in (fixed or {}).items()}}
-    data = {"name": name, "program": str(FAKE_PROGRAM), "method": method,
-            "metric": {"name": "eval/score", "goal": "maximize"}, "parameters": parameters, **extra}
+    data = {
+        "name": name,
+        "program": str(FAKE_PROGRAM),
+        "method": method,
+        "metric": {"name": "eval/score", "goal": "maximize"},
+        "parameters": parameters,
+        **extra,
+    }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -46,7 +53,12 @@ def by_state(study: optuna.Study) -> dict[str, list[int]]:
 
 def test_a_crashing_trial_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["sweep", str(fake_sweep(tmp_path, fixed={"crash_above": 0.6})), "--workers", "2", "--output_dir", str(out)]) == 0
+    assert (
+        main(
+            ["sweep", str(fake_sweep(tmp_path, fixed={"crash_above": 0.6})), "--workers", "2", "--output_dir", str(out)]
+        )
+        == 0
+    )
     study = load(out)
     assert len(study.trials) == 3  # a grid's default budget is its size
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
@@ -55,13 +67,21 @@ def test_a_crashing_trial_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path, 
     assert sorted(t.value for t in study.trials if t.state == TrialState.COMPLETE) == [0.2, 0.5]
     assert study.best_trial.params == {"x": 0.5}
     command = study.best_trial.user_attrs["command"]  # an argument list, never a shell string
-    assert command[2:] == [str(FAKE_PROGRAM), "--crash_above=0.6", "--x=0.5", f"--output_dir={study.best_trial.user_attrs['output_dir']}"]
+    assert command[2:] == [
+        str(FAKE_PROGRAM),
+        "--crash_above=0.6",
+        "--x=0.5",
+        f"--output_dir={study.best_trial.user_attrs['output_dir']}",
+    ]
     printed = capsys.readouterr()
     assert "trial" in printed.err and "failed" in printed.err and "Best: trial" in printed.out
 
 
 def test_budget_is_shared_by_workers_and_rerunning_resumes_without_repeating(tmp_path):
-    sweep_file, out = fake_sweep(tmp_path, values=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), method="random"), tmp_path / "out"
+    sweep_file, out = (
+        fake_sweep(tmp_path, values=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), method="random"),
+        tmp_path / "out",
+    )
     assert main(["sweep", str(sweep_file), "--trials", "5", "--workers", "3", "--output_dir", str(out)]) == 0
     first = {t.number: (t.params, t.datetime_complete) for t in load(out).trials}
     assert sorted(first) == [0, 1, 2, 3, 4]
@@ -76,8 +96,13 @@ def test_budget_is_shared_by_workers_and_rerunning_resumes_without_repeating(tmp
 
 def test_hyperband_prunes_a_running_trial_from_its_logged_evaluations(tmp_path):
     # One bracket (max_iter < eta): a trial is pruned as soon as it trails a finished one at the first evaluation.
-    sweep_file = fake_sweep(tmp_path, values=(0.1, 0.9), method="random", fixed={"evals": 4, "pause": 0.6},
-                            early_terminate={"type": "hyperband", "min_iter": 1, "max_iter": 2, "eta": 3})
+    sweep_file = fake_sweep(
+        tmp_path,
+        values=(0.1, 0.9),
+        method="random",
+        fixed={"evals": 4, "pause": 0.6},
+        early_terminate={"type": "hyperband", "min_iter": 1, "max_iter": 2, "eta": 3},
+    )
     out = tmp_path / "out"
     spec = load_sweep(sweep_file)
     study = open_study(spec, open_storage(f"sqlite:///{out / 'optuna.db'}"), "fake", search_space(spec))
@@ -92,7 +117,9 @@ def test_hyperband_prunes_a_running_trial_from_its_logged_evaluations(tmp_path):
 
 
 def test_the_sweep_stops_when_the_metric_target_is_reached(tmp_path):
-    sweep_file = fake_sweep(tmp_path, values=(0.6, 0.7, 0.8), metric={"name": "eval/score", "goal": "maximize", "target": 0.5})
+    sweep_file = fake_sweep(
+        tmp_path, values=(0.6, 0.7, 0.8), metric={"name": "eval/score", "goal": "maximize", "target": 0.5}
+    )
     assert main(["sweep", str(sweep_file), "--output_dir", str(tmp_path / "out")]) == 0
     assert len(load(tmp_path / "out").trials) == 1
 
@@ -100,7 +127,9 @@ def test_the_sweep_stops_when_the_metric_target_is_reached(tmp_path):
 def test_an_interrupted_trial_is_queued_again_and_resumes_in_its_dir(tmp_path):
     sweep_file, out = fake_sweep(tmp_path, values=(0.3,), method="random", fixed={"evals": 1}), tmp_path / "out"
     command = [sys.executable, "-m", "t5lab", "sweep", str(sweep_file), "--trials", "1", "--output_dir", str(out)]
-    sweep = subprocess.Popen(command, env={**os.environ, "FAKE_PAUSE": "120"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sweep = subprocess.Popen(
+        command, env={**os.environ, "FAKE_PAUSE": "120"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     log = out / "fake" / "trial-0000.log"
     deadline = time.monotonic() + 120
     while not log.exists() and time.monotonic() < deadline and sweep.poll() is None:
@@ -109,7 +138,11 @@ def test_an_interrupted_trial_is_queued_again_and_resumes_in_its_dir(tmp_path):
     sweep.send_signal(signal.SIGUSR1)  # as the SLURM templates ask before a time limit or preemption
     _, stderr = sweep.communicate(timeout=60)
     assert sweep.returncode == PREEMPTED_EXIT_CODE, stderr  # the exit code the SLURM templates requeue on
-    assert stderr.strip().splitlines()[-1].startswith("t5lab sweep: error: stopped by SIGUSR1; the running trials are queued again")
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .startswith("t5lab sweep: error: stopped by SIGUSR1; the running trials are queued again")
+    )
     study = load(out)
     assert by_state(study) == {"FAIL": [0], "WAITING": [1]}
     assert study.trials[1].params == study.trials[0].params
@@ -131,9 +164,17 @@ def test_a_changed_sweep_is_refused_in_the_same_study(tmp_path, capsys):
 def test_a_wrong_metric_fails_before_any_trial_starts(tmp_path, capsys):
     (tmp_path / "base.yaml").write_text("max_steps: 2\n")
     sweep_file = tmp_path / "s.yaml"
-    sweep_file.write_text(yaml.safe_dump({"command": "pretrain", "config": "base.yaml", "method": "random",
-                                          "metric": {"name": "eval/accuracy", "goal": "maximize"},
-                                          "parameters": {"learning_rate": {"values": [0.001]}}}))
+    sweep_file.write_text(
+        yaml.safe_dump(
+            {
+                "command": "pretrain",
+                "config": "base.yaml",
+                "method": "random",
+                "metric": {"name": "eval/accuracy", "goal": "maximize"},
+                "parameters": {"learning_rate": {"values": [0.001]}},
+            }
+        )
+    )
     out = tmp_path / "out"
     assert main(["sweep", str(sweep_file), "--output_dir", str(out)]) == 2
     error = capsys.readouterr().err

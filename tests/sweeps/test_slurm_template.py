@@ -46,12 +46,25 @@ def fake_cluster(tmp_path):
 
 def test_an_array_task_runs_a_worker_against_the_shared_storage(tmp_path, fake_cluster):
     sweep_file = tmp_path / "fake.yaml"
-    sweep_file.write_text(yaml.safe_dump({"name": "fake", "program": str(FAKE_PROGRAM), "method": "random",
-                                          "metric": {"name": "eval/score", "goal": "maximize"},
-                                          "parameters": {"x": {"values": [0.1, 0.2, 0.3]}}}))
+    sweep_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "fake",
+                "program": str(FAKE_PROGRAM),
+                "method": "random",
+                "metric": {"name": "eval/score", "goal": "maximize"},
+                "parameters": {"x": {"values": [0.1, 0.2, 0.3]}},
+            }
+        )
+    )
     storage = f"sqlite:///{tmp_path / 'shared' / 'optuna.db'}"
-    env = {**fake_cluster, "SWEEP_FILE": str(sweep_file), "SWEEP_STORAGE": storage, "SWEEP_TRIALS": "2",
-           "SWEEP_OUTPUT_DIR": str(tmp_path / "runs")}
+    env = {
+        **fake_cluster,
+        "SWEEP_FILE": str(sweep_file),
+        "SWEEP_STORAGE": storage,
+        "SWEEP_TRIALS": "2",
+        "SWEEP_OUTPUT_DIR": str(tmp_path / "runs"),
+    }
     result = subprocess.run(["bash", str(TEMPLATE)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="fake", storage=storage)

@@ -23,28 +23,69 @@ def _snapshot(study: optuna.Study) -> dict[int, tuple]:
 @pytest.fixture(scope="module")
 def pretrain_sweep(tmp_path_factory, wikitext_file, wiki_tokenizer_dir):
     root = tmp_path_factory.mktemp("pretrain-sweep")
-    config = {"train_file": str(wikitext_file), "tokenizer_name": str(wiki_tokenizer_dir), "config_name": "t5-tiny",
-              "input_length": 64, "per_device_train_batch_size": 8, "max_eval_samples": 32, "max_steps": 3,
-              "eval_steps": 1, "logging_steps": 1, "save_strategy": "no", "plot_loss": False, "report_to": "none"}
+    config = {
+        "train_file": str(wikitext_file),
+        "tokenizer_name": str(wiki_tokenizer_dir),
+        "config_name": "t5-tiny",
+        "input_length": 64,
+        "per_device_train_batch_size": 8,
+        "max_eval_samples": 32,
+        "max_steps": 3,
+        "eval_steps": 1,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "plot_loss": False,
+        "report_to": "none",
+    }
     (root / "tiny.yaml").write_text(yaml.safe_dump(config))
     sweep_file = root / "sweep.yaml"
-    sweep_file.write_text(yaml.safe_dump({
-        "name": "tiny-lr", "command": "pretrain", "config": "tiny.yaml", "method": "random",
-        "metric": {"name": "eval/token_accuracy", "goal": "maximize"},
-        "parameters": {"learning_rate": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2},
-                       "lr_scheduler_type": {"values": ["linear", "constant"]}}}))
+    sweep_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny-lr",
+                "command": "pretrain",
+                "config": "tiny.yaml",
+                "method": "random",
+                "metric": {"name": "eval/token_accuracy", "goal": "maximize"},
+                "parameters": {
+                    "learning_rate": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2},
+                    "lr_scheduler_type": {"values": ["linear", "constant"]},
+                },
+            }
+        )
+    )
     out = root / "out"
     storage = f"sqlite:///{out / 'optuna.db'}"
     with pytest.MonkeyPatch.context() as env:  # module scope: the autouse cache fixture is not active yet
         env.setenv("T5LAB_CACHE", str(tmp_path_factory.getbasetemp() / "t5lab-cache"))
         # Pack the corpus once first: two trials packing the same cache entry at once may collide.
-        assert main(["pretrain", "--config", str(root / "tiny.yaml"), "--output_dir", str(root / "warmup"), "--max_steps", "1"]) == 0
+        assert (
+            main(
+                [
+                    "pretrain",
+                    "--config",
+                    str(root / "tiny.yaml"),
+                    "--output_dir",
+                    str(root / "warmup"),
+                    "--max_steps",
+                    "1",
+                ]
+            )
+            == 0
+        )
         first_code = main(["sweep", str(sweep_file), "--trials", "4", "--workers", "2", "--output_dir", str(out)])
         first = _snapshot(optuna.load_study(study_name="tiny-lr", storage=storage))
         resume_code = main(["sweep", str(sweep_file), "--trials", "5", "--workers", "2", "--output_dir", str(out)])
     study = optuna.load_study(study_name="tiny-lr", storage=storage)
-    return SimpleNamespace(sweep_file=sweep_file, out=out, trials=out / "tiny-lr", first_code=first_code,
-                           first=first, resume_code=resume_code, study=study)
+    return SimpleNamespace(
+        sweep_file=sweep_file,
+        out=out,
+        trials=out / "tiny-lr",
+        first_code=first_code,
+        first=first,
+        resume_code=resume_code,
+        study=study,
+    )
 
 
 def test_four_trials_on_two_workers_complete_and_the_best_is_the_best_recorded(pretrain_sweep):
@@ -52,8 +93,12 @@ def test_four_trials_on_two_workers_complete_and_the_best_is_the_best_recorded(p
     first = pretrain_sweep.first
     assert sorted(first) == [0, 1, 2, 3] and all(state == TrialState.COMPLETE for state, *_ in first.values())
     study = pretrain_sweep.study
-    recorded = {t.number: json.loads((pretrain_sweep.trials / f"trial-{t.number:04d}" / "eval_results.json").read_text())
-                ["eval_token_accuracy"] for t in study.trials}
+    recorded = {
+        t.number: json.loads((pretrain_sweep.trials / f"trial-{t.number:04d}" / "eval_results.json").read_text())[
+            "eval_token_accuracy"
+        ]
+        for t in study.trials
+    }
     assert {t.number: t.value for t in study.trials} == recorded
     assert study.best_trial.number == max(recorded, key=recorded.get)
     trials = study.trials
@@ -74,7 +119,9 @@ def test_rerunning_with_more_trials_adds_them_without_repeating_finished_ones(pr
 def test_report_shows_the_trials_and_best_trial_and_writes_plots(pretrain_sweep, capsys):
     assert main(["sweep", "report", str(pretrain_sweep.sweep_file)]) == 2  # default output dir: nothing there
     assert "no sweep storage" in capsys.readouterr().err
-    assert main(["sweep", "report", "--study", "other", "--storage", f"sqlite:///{pretrain_sweep.out / 'optuna.db'}"]) == 2
+    assert (
+        main(["sweep", "report", "--study", "other", "--storage", f"sqlite:///{pretrain_sweep.out / 'optuna.db'}"]) == 2
+    )
     error = capsys.readouterr().err
     assert "no study named 'other' in sqlite" in error and "studies: tiny-lr" in error
     assert main(["sweep", "report", str(pretrain_sweep.sweep_file), "--output_dir", str(pretrain_sweep.out)]) == 0
@@ -82,7 +129,14 @@ def test_report_shows_the_trials_and_best_trial_and_writes_plots(pretrain_sweep,
     assert "study tiny-lr: 5 trials" in out and "eval/token_accuracy" in out and "learning_rate" in out
     assert f"Best: trial {pretrain_sweep.study.best_trial.number}," in out
     plots = pretrain_sweep.trials / "plots"
-    for name in ("optimization_history", "param_importances", "slice", "parallel_coordinate", "intermediate_values", "timeline"):
+    for name in (
+        "optimization_history",
+        "param_importances",
+        "slice",
+        "parallel_coordinate",
+        "intermediate_values",
+        "timeline",
+    ):
         assert (plots / f"{name}.png").stat().st_size > 5000, name
 
 

@@ -10,7 +10,15 @@ import pytest
 import yaml
 
 from t5lab.errors import ConfigError
-from t5lab.sweeps.trial import check_metric, evaluations, expand_command, finetune_metrics, read_objective, t5lab_command, TrialFailed
+from t5lab.sweeps.trial import (
+    TrialFailed,
+    check_metric,
+    evaluations,
+    expand_command,
+    finetune_metrics,
+    read_objective,
+    t5lab_command,
+)
 from t5lab.sweeps.wandb_yaml import load_sweep, optuna_distribution, search_space
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,8 +26,12 @@ GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnl
 
 
 def sweep(tmp_path, **data):
-    data = {"method": "random", "metric": {"name": "eval/accuracy", "goal": "maximize"},
-            "parameters": {"learning_rate": {"values": [0.001]}}, **data}
+    data = {
+        "method": "random",
+        "metric": {"name": "eval/accuracy", "goal": "maximize"},
+        "parameters": {"learning_rate": {"values": [0.001]}},
+        **data,
+    }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(data))
     return load_sweep(path)
@@ -31,23 +43,41 @@ def test_macros_expand_to_an_argument_list_as_wandb_does(tmp_path, monkeypatch):
     template = ("${env}", "${interpreter}", "${program}", "${args}", "--data=${envvar:DATA}/glue", "${envvar:UNSET}")
     argv = expand_command(template, args, "train.py")
     assert argv[0].endswith("env") and argv[1] == sys.executable
-    assert argv[2:] == ["train.py", "--learning_rate=0.0003", "--fp16=True", "--bf16=False", "--name=a b; rm -rf /",
-                        "--data=/data/glue", "UNSET"]
+    assert argv[2:] == [
+        "train.py",
+        "--learning_rate=0.0003",
+        "--fp16=True",
+        "--bf16=False",
+        "--name=a b; rm -rf /",
+        "--data=/data/glue",
+        "UNSET",
+    ]
     one = {"a": 1}
     assert expand_command(("p", "${args_no_hyphens}"), one, None) == ["p", "a=1"]
     assert expand_command(("p", "${args_no_equals}"), one, None) == ["p", "--a", "1"]
     assert expand_command(("p", "${args_append_hydra}", "${args_override_hydra}"), one, None) == ["p", "+a=1", "++a=1"]
-    assert expand_command(("p", "${args_no_boolean_flags}"), args, None) == ["p", "--learning_rate=0.0003", "--fp16",
-                                                                             "--name=a b; rm -rf /"]
+    assert expand_command(("p", "${args_no_boolean_flags}"), args, None) == [
+        "p",
+        "--learning_rate=0.0003",
+        "--fp16",
+        "--name=a b; rm -rf /",
+    ]
     assert json.loads(expand_command(("p", "${args_json}"), one, None)[1]) == one
     json_file = tmp_path / "args.json"
-    assert expand_command(("p", "--params", "${args_json_file}"), one, None, json_file) == ["p", "--params", str(json_file)]
+    assert expand_command(("p", "--params", "${args_json_file}"), one, None, json_file) == [
+        "p",
+        "--params",
+        str(json_file),
+    ]
     assert json.loads(json_file.read_text()) == one
 
 
 def test_which_t5lab_command_a_sweep_runs(tmp_path):
     assert t5lab_command(sweep(tmp_path, command="finetune")) == "finetune"
-    assert t5lab_command(sweep(tmp_path, command=["${env}", "${interpreter}", "-m", "t5lab", "pretrain", "${args}"])) == "pretrain"
+    assert (
+        t5lab_command(sweep(tmp_path, command=["${env}", "${interpreter}", "-m", "t5lab", "pretrain", "${args}"]))
+        == "pretrain"
+    )
     assert t5lab_command(sweep(tmp_path, program="t5lab", command=["${program}", "finetune", "${args}"])) == "finetune"
     assert t5lab_command(sweep(tmp_path, command=["/opt/venv/bin/t5lab", "finetune", "${args}"])) == "finetune"
     assert t5lab_command(sweep(tmp_path, program="train.py")) is None
@@ -55,15 +85,28 @@ def test_which_t5lab_command_a_sweep_runs(tmp_path):
 
 @pytest.mark.parametrize("metric", ["eval/mcc", "eval_mcc", "mcc", "eval/loss", "eval/invalid_rate"])
 def test_metric_names_as_wandb_shows_them_or_as_eval_results_has_them(tmp_path, metric):
-    check_metric(sweep(tmp_path, command="finetune", metric={"name": metric, "goal": "maximize"},
-                       parameters={"task": {"value": "glue/cola"}, "learning_rate": {"values": [0.001]}}))
+    check_metric(
+        sweep(
+            tmp_path,
+            command="finetune",
+            metric={"name": metric, "goal": "maximize"},
+            parameters={"task": {"value": "glue/cola"}, "learning_rate": {"values": [0.001]}},
+        )
+    )
 
 
 def test_a_wrong_metric_fails_naming_the_available_ones(tmp_path):
-    spec = sweep(tmp_path, command="finetune", metric={"name": "eval/matthews_correlation", "goal": "maximize"},
-                 parameters={"task": {"value": "glue/cola"}, "learning_rate": {"values": [0.001]}})
-    with pytest.raises(ConfigError, match="'eval/matthews_correlation' is not produced by glue/cola; "
-                                          "choose one of eval/mcc, eval/accuracy, eval/invalid_rate, eval/loss"):
+    spec = sweep(
+        tmp_path,
+        command="finetune",
+        metric={"name": "eval/matthews_correlation", "goal": "maximize"},
+        parameters={"task": {"value": "glue/cola"}, "learning_rate": {"values": [0.001]}},
+    )
+    with pytest.raises(
+        ConfigError,
+        match="'eval/matthews_correlation' is not produced by glue/cola; "
+        "choose one of eval/mcc, eval/accuracy, eval/invalid_rate, eval/loss",
+    ):
         check_metric(spec)
     with pytest.raises(ConfigError, match="not produced by pretrain; choose one of eval/loss, eval/token_accuracy"):
         check_metric(sweep(tmp_path, command="pretrain"))
@@ -72,15 +115,23 @@ def test_a_wrong_metric_fails_naming_the_available_ones(tmp_path):
 def test_metric_check_reads_the_task_from_the_config_and_every_searched_task(tmp_path):
     (tmp_path / "base.yaml").write_text("task: glue/mnli\n")
     spec = sweep(tmp_path, command="finetune", config="base.yaml", metric={"name": "eval/accuracy"})
-    with pytest.raises(ConfigError, match="choose one of eval/average, eval/loss, eval/mnli_validation_matched_accuracy"):
+    with pytest.raises(
+        ConfigError, match="choose one of eval/average, eval/loss, eval/mnli_validation_matched_accuracy"
+    ):
         check_metric(spec)  # MNLI has two validation sets: finetune reports their average
-    searched = sweep(tmp_path, command="finetune", metric={"name": "eval/f1"},
-                     parameters={"task": {"values": ["glue/mrpc", "glue/sst2"]}})
+    searched = sweep(
+        tmp_path,
+        command="finetune",
+        metric={"name": "eval/f1"},
+        parameters={"task": {"values": ["glue/mrpc", "glue/sst2"]}},
+    )
     with pytest.raises(ConfigError, match="not produced by glue/sst2"):
         check_metric(searched)
     with pytest.raises(ConfigError, match="sets no task"):
         check_metric(sweep(tmp_path, command="finetune"))
-    check_metric(sweep(tmp_path, program="train.py", metric={"name": "eval/anything"}))  # another program: checked after a trial
+    check_metric(
+        sweep(tmp_path, program="train.py", metric={"name": "eval/anything"})
+    )  # another program: checked after a trial
 
 
 def test_finetune_metrics_of_a_mixture():
@@ -89,7 +140,9 @@ def test_finetune_metrics_of_a_mixture():
 
 
 def test_results_and_evaluations_of_a_trial(tmp_path):
-    (tmp_path / "metrics.jsonl").write_text('{"step": 5, "loss": 2.0}\n{"step": 10, "eval_f1": 0.5}\n{"step": 20, "eval_f1": 0.7}\n{"st')
+    (tmp_path / "metrics.jsonl").write_text(
+        '{"step": 5, "loss": 2.0}\n{"step": 10, "eval_f1": 0.5}\n{"step": 20, "eval_f1": 0.7}\n{"st'
+    )
     assert evaluations(tmp_path, "f1") == [0.5, 0.7]  # a line being written is skipped
     with pytest.raises(TrialFailed, match="wrote no"):
         read_objective(tmp_path, "f1")

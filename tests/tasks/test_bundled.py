@@ -11,7 +11,10 @@ from t5lab.tasks.registry import get_task
 
 def test_docsource_is_balanced_disjoint_and_loadable(tmp_path):
     folder = write_docsource(tmp_path)
-    rows = {split: [json.loads(l) for l in (folder / f"{split}.jsonl").read_text().splitlines()] for split in SPLIT_SIZES}
+    rows = {
+        split: [json.loads(line) for line in (folder / f"{split}.jsonl").read_text().splitlines()]
+        for split in SPLIT_SIZES
+    }
     for split, size in SPLIT_SIZES.items():
         assert sorted({r["label"] for r in rows[split]}) == [0, 1]
         assert sum(r["label"] == 1 for r in rows[split]) == size

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import datasets
@@ -16,13 +16,14 @@ from datasets import Dataset, DatasetDict
 
 from t5lab.errors import ConfigError, DataError
 from t5lab.tasks import readers
-from t5lab.tasks.formatting import format_examples, multirc
+from t5lab.tasks.examples import format_examples
+from t5lab.tasks.formatting import multirc
 from t5lab.tasks.readers import load_task_splits
 from t5lab.tasks.registry import get_task
 from t5lab.tasks.schema import Task
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(task: str, data_dir: str) -> dict[str, Dataset]:
     return load_task_splits(get_task(task), data_dir=data_dir)
 
@@ -69,21 +70,53 @@ def test_only_existing_files_are_loaded(splits) -> None:
 @pytest.mark.parametrize(
     ("task", "data_dir", "split", "inputs", "target"),
     [
-        ("glue/sst2", "glue", "validation", "sst2 sentence: it 's a charming and often affecting journey . ",
-         "positive"),
+        (
+            "glue/sst2",
+            "glue",
+            "validation",
+            "sst2 sentence: it 's a charming and often affecting journey . ",
+            "positive",
+        ),
         ("glue/sst2", "glue", "train", "sst2 sentence: hide new secretions from the parental units ", "negative"),
-        ("glue/cola", "glue", "validation", "cola sentence: The sailors rode the breeze clear of the rocks.",
-         "acceptable"),
-        ("glue/qnli", "glue", "validation", "qnli question: What came into force after the new constitution was "
-         "herald? sentence: As of that day, the new constitution heralding the Second Republic came into force.",
-         "entailment"),
-        ("glue/rte", "glue", "train", "rte sentence1: No Weapons of Mass Destruction Found in Iraq Yet. "
-         "sentence2: Weapons of Mass Destruction Found in Iraq.", "not_entailment"),
-        ("superglue/copa", "superglue", "validation", "copa choice1: The toilet filled with water. choice2: Water "
-         "flowed from the spout. premise: The man turned on the faucet. question: effect", "choice2"),
-        ("superglue/wic", "superglue", "validation", "wic sentence1: An emerging professional class. sentence2: "
-         "Apologizing for losing your temper, even though you were badly provoked, showed real class. word: class",
-         "False"),
+        (
+            "glue/cola",
+            "glue",
+            "validation",
+            "cola sentence: The sailors rode the breeze clear of the rocks.",
+            "acceptable",
+        ),
+        (
+            "glue/qnli",
+            "glue",
+            "validation",
+            "qnli question: What came into force after the new constitution was "
+            "herald? sentence: As of that day, the new constitution heralding the Second Republic came into force.",
+            "entailment",
+        ),
+        (
+            "glue/rte",
+            "glue",
+            "train",
+            "rte sentence1: No Weapons of Mass Destruction Found in Iraq Yet. "
+            "sentence2: Weapons of Mass Destruction Found in Iraq.",
+            "not_entailment",
+        ),
+        (
+            "superglue/copa",
+            "superglue",
+            "validation",
+            "copa choice1: The toilet filled with water. choice2: Water "
+            "flowed from the spout. premise: The man turned on the faucet. question: effect",
+            "choice2",
+        ),
+        (
+            "superglue/wic",
+            "superglue",
+            "validation",
+            "wic sentence1: An emerging professional class. sentence2: "
+            "Apologizing for losing your temper, even though you were badly provoked, showed real class. word: class",
+            "False",
+        ),
     ],
 )
 def test_first_row_formatting(splits, task, data_dir, split, inputs, target) -> None:
@@ -106,8 +139,9 @@ def test_multirc_is_flattened_per_answer_with_question_groups(splits, shared_dat
     question = passage["passage"]["questions"][0]
     answer = question["answers"][0]
     example = format_examples(get_task("multirc"), dataset.select([0]))[0]
-    assert example["inputs"] == (f"multirc question: {question['question']} answer: {answer['text']} "
-                                 f"paragraph: {passage['passage']['text']}")
+    assert example["inputs"] == (
+        f"multirc question: {question['question']} answer: {answer['text']} paragraph: {passage['passage']['text']}"
+    )
     assert example["targets"] == ["False", "True"][answer["label"]]
     assert dataset[0]["question_id"] == f"0-{question['idx']}"
 
@@ -124,8 +158,13 @@ def test_xsum_rows(splits) -> None:
 def test_rte_tsv_matches_parquet_row_for_row(splits, shared_data: Path) -> None:
     """The shared RTE TSVs are CSV-quoted Hugging Face exports: quotes inside fields must come out unescaped."""
     task = get_task("glue/rte")
-    parquet = load_task_splits(task, data_files={"train": shared_data / "glue/RTE/train.parquet",
-                                                 "validation": shared_data / "glue/RTE/validation.parquet"})
+    parquet = load_task_splits(
+        task,
+        data_files={
+            "train": shared_data / "glue/RTE/train.parquet",
+            "validation": shared_data / "glue/RTE/validation.parquet",
+        },
+    )
     for split in ("train", "validation"):
         tsv = splits("glue/rte", "glue")[split]
         for column in ("sentence1", "sentence2", "label"):
@@ -190,8 +229,9 @@ def test_hub_style_exports_and_generic_files(tmp_path: Path) -> None:
     json_file = _write(tmp_path / "more.json", '[{"sentence": "ok", "label": true}]')
     parquet_file = tmp_path / "test.parquet"
     pq.write_table(pa.table({"sentence": ["x"], "label": [-1], "idx": [0]}), parquet_file)
-    loaded = load_task_splits(task, data_files={"train": csv_file, "validation": [jsonl_file, json_file],
-                                                "test": str(parquet_file)})
+    loaded = load_task_splits(
+        task, data_files={"train": csv_file, "validation": [jsonl_file, json_file], "test": str(parquet_file)}
+    )
     assert loaded["train"]["sentence"] == ["good, really", "bad"] and loaded["train"]["label"] == [1, 0]
     assert loaded["validation"]["label"] == [1, 0, 1]
     assert loaded["test"]["label"] == [-1]
@@ -206,8 +246,12 @@ def test_discoeval_original_txt_layout(tmp_path: Path) -> None:
 
 
 def test_wsc_spans_are_marked_like_t5(tmp_path: Path) -> None:
-    row = {"text": "This is a test sentence .", "target": {"span1_text": "test", "span1_index": 3,
-           "span2_text": "This", "span2_index": 0}, "idx": 0, "label": False}
+    row = {
+        "text": "This is a test sentence .",
+        "target": {"span1_text": "test", "span1_index": 3, "span2_text": "This", "span2_index": 0},
+        "idx": 0,
+        "label": False,
+    }
     _write(tmp_path / "WSC/val.jsonl", json.dumps(row) + "\n")
     loaded = load_task_splits(get_task("wsc"), data_dir=tmp_path)
     example = format_examples(get_task("wsc"), loaded["validation"])[0]
@@ -215,8 +259,13 @@ def test_wsc_spans_are_marked_like_t5(tmp_path: Path) -> None:
 
 
 def test_multirc_hub_layout_and_markup() -> None:
-    batch = {"paragraph": ["<b>Sent 1: </b>Hi.<br><b>Sent 2: </b>Bye."], "question": ["Q?"], "answer": ["A"],
-             "label": [1], "idx": [{"paragraph": 4, "question": 7, "answer": 9}]}
+    batch = {
+        "paragraph": ["<b>Sent 1: </b>Hi.<br><b>Sent 2: </b>Bye."],
+        "question": ["Q?"],
+        "answer": ["A"],
+        "label": [1],
+        "idx": [{"paragraph": 4, "question": 7, "answer": 9}],
+    }
     out = multirc(batch)
     assert out["paragraph"] == ["Sent 1: Hi. Sent 2: Bye."] and out["question_id"] == ["4-7"]
 
@@ -242,7 +291,8 @@ def test_no_file_at_all(tmp_path: Path) -> None:
     assert "no file of task glue/sst2 under" in _error(DataError, data_dir=tmp_path)
     assert "does not exist" in _error(DataError, data_dir=tmp_path / "nowhere")
     assert "nope.csv (split train of task glue/sst2) does not exist" in _error(
-        DataError, data_files={"train": tmp_path / "nope.csv"})
+        DataError, data_files={"train": tmp_path / "nope.csv"}
+    )
 
 
 def test_absent_column_names_the_column_and_split(tmp_path: Path) -> None:
@@ -268,7 +318,7 @@ def test_label_outside_the_verbalizer(tmp_path: Path) -> None:
     [
         ("dev.tsv", "sentence\tlabel\ngood\t1\textra\n", r"dev.tsv, line 2: 3 fields where 2 columns"),
         ("dev.jsonl", '{"sentence": "a", "label": 1}\n{"sentence": \n', r"dev.jsonl, line 2: not valid JSON"),
-        ("dev.json", '[1, 2]', r"must hold JSON objects"),
+        ("dev.json", "[1, 2]", r"must hold JSON objects"),
         ("dev.xlsx", "x", r"unsupported type"),
         ("dev.tsv", "", r"dev.tsv is empty"),
         ("dev.tsv", "sentence\tlabel\n", r"dev.tsv has no data rows"),
@@ -298,15 +348,29 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch) -> list:
     """datasets.load_dataset answering with small in-memory data sets in the hub's layouts."""
     calls = []
     hub = {
-        ("nyu-mll/glue", "stsb"): DatasetDict({
-            "train": Dataset.from_dict({"sentence1": ["A."], "sentence2": ["B."], "label": [3.2], "idx": [0]}),
-            "validation": Dataset.from_dict({"sentence1": ["C."], "sentence2": ["D."], "label": [1.0], "idx": [0]}),
-            "test": Dataset.from_dict({"sentence1": ["E."], "sentence2": ["F."], "label": [-1.0], "idx": [0]}),
-        }),
-        ("aps/super_glue", "multirc"): DatasetDict({"validation": Dataset.from_dict({
-            "paragraph": ["<b>Sent 1: </b>Hi.<br>"] * 2, "question": ["Q?"] * 2, "answer": ["A", "B"],
-            "idx": [{"paragraph": 0, "question": 0, "answer": 0}, {"paragraph": 0, "question": 0, "answer": 1}],
-            "label": [1, 0]})}),
+        ("nyu-mll/glue", "stsb"): DatasetDict(
+            {
+                "train": Dataset.from_dict({"sentence1": ["A."], "sentence2": ["B."], "label": [3.2], "idx": [0]}),
+                "validation": Dataset.from_dict({"sentence1": ["C."], "sentence2": ["D."], "label": [1.0], "idx": [0]}),
+                "test": Dataset.from_dict({"sentence1": ["E."], "sentence2": ["F."], "label": [-1.0], "idx": [0]}),
+            }
+        ),
+        ("aps/super_glue", "multirc"): DatasetDict(
+            {
+                "validation": Dataset.from_dict(
+                    {
+                        "paragraph": ["<b>Sent 1: </b>Hi.<br>"] * 2,
+                        "question": ["Q?"] * 2,
+                        "answer": ["A", "B"],
+                        "idx": [
+                            {"paragraph": 0, "question": 0, "answer": 0},
+                            {"paragraph": 0, "question": 0, "answer": 1},
+                        ],
+                        "label": [1, 0],
+                    }
+                )
+            }
+        ),
     }
 
     def load_dataset(path, name=None, revision=None, cache_dir=None):
@@ -330,7 +394,8 @@ def test_hub_route(fake_hub: list, tmp_path: Path) -> None:
     multirc = load_task_splits(get_task("multirc"), splits=["validation"])["validation"]
     assert multirc["question_id"] == ["0-0", "0-0"] and multirc["paragraph"][0] == "Sent 1: Hi. "
     assert "hub data set aps/super_glue (multirc) has no split 'train'" in _error(
-        DataError, task=get_task("multirc"), splits=["train"])
+        DataError, task=get_task("multirc"), splits=["train"]
+    )
     message = _error(DataError, task=get_task("qqp"))
     assert message.startswith("could not load hub data set nyu-mll/glue (qqp) for task glue/qqp: Dataset")
     assert "--data_dir" in message
@@ -341,17 +406,31 @@ def test_task_without_local_layout(tmp_path: Path) -> None:
 
 
 def test_unknown_split_request(tmp_path: Path) -> None:
-    train_only = Task.from_dict({"name": "a/b", "source": {"hub": {"path": "x"}}, "input_template": "{t}",
-                                 "labels": ["n", "y"], "metrics": ["accuracy"], "splits": {"train": "train"}})
+    train_only = Task.from_dict(
+        {
+            "name": "a/b",
+            "source": {"hub": {"path": "x"}},
+            "input_template": "{t}",
+            "labels": ["n", "y"],
+            "metrics": ["accuracy"],
+            "splits": {"train": "train"},
+        }
+    )
     assert "has no test split" in _error(ConfigError, task=train_only, data_dir=tmp_path, splits=["test"])
     assert "has no dev split" in _error(ConfigError, data_dir=tmp_path, splits=["dev"])
 
 
 def test_user_task_with_local_csv(tmp_path: Path) -> None:
-    task = Task.from_dict({
-        "name": "mine/reviews", "source": {"local": {"files": {"train": "reviews.csv"}, "rename": {"stars": "label"}}},
-        "input_template": "review: {text}", "labels": {0: "bad", 1: "good"}, "metrics": ["accuracy"],
-        "splits": {"train": "train"}})
+    task = Task.from_dict(
+        {
+            "name": "mine/reviews",
+            "source": {"local": {"files": {"train": "reviews.csv"}, "rename": {"stars": "label"}}},
+            "input_template": "review: {text}",
+            "labels": {0: "bad", 1: "good"},
+            "metrics": ["accuracy"],
+            "splits": {"train": "train"},
+        }
+    )
     _write(tmp_path / "reviews.csv", "text,stars\nLoved it,good\nMeh,bad\n")
     rows = format_examples(task, load_task_splits(task, data_dir=tmp_path)["train"])
     assert rows["inputs"] == ["review: Loved it", "review: Meh"] and rows["targets"] == ["good", "bad"]

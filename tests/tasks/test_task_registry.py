@@ -13,8 +13,23 @@ BUILTIN_NAMES = [task.name for task in builtin_tasks()]
 REQUIRED = [
     *(f"glue/{n}" for n in ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "ax")),
     *(f"superglue/{n}" for n in ("boolq", "cb", "copa", "rte", "wic", "multirc")),
-    *(f"discoeval/{n}" for n in ("SParxiv", "SProcstory", "SPwiki", "BSOarxiv", "BSOrocstory", "BSOwiki",
-                                 "DCchat", "DCwiki", "RST", "PDTB-E", "PDTB-I", "SSPabs")),
+    *(
+        f"discoeval/{n}"
+        for n in (
+            "SParxiv",
+            "SProcstory",
+            "SPwiki",
+            "BSOarxiv",
+            "BSOrocstory",
+            "BSOwiki",
+            "DCchat",
+            "DCwiki",
+            "RST",
+            "PDTB-E",
+            "PDTB-I",
+            "SSPabs",
+        )
+    ),
     "summarization/cnn_dailymail",
     "summarization/xsum",
 ]
@@ -39,8 +54,12 @@ def test_builtin_task_is_consistent(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "hub_path", "hub_name", "splits"),
     [
-        ("glue/mnli", "nyu-mll/glue", "mnli",
-         ["train", "validation_matched", "validation_mismatched", "test_matched", "test_mismatched"]),
+        (
+            "glue/mnli",
+            "nyu-mll/glue",
+            "mnli",
+            ["train", "validation_matched", "validation_mismatched", "test_matched", "test_mismatched"],
+        ),
         ("glue/ax", "nyu-mll/glue", "ax", ["test"]),
         ("superglue/wsc", "aps/super_glue", "wsc.fixed", ["train", "validation", "test"]),
         ("discoeval/PDTB-I", "OfekGlick/DiscoEval", "PDTB_I", ["train", "validation", "test"]),
@@ -78,8 +97,15 @@ def test_t5_input_format(name: str, row: dict, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("query", "expected"),
-    [("glue/sst2", "glue/sst2"), ("sst2", "glue/sst2"), ("SST2", "glue/sst2"), ("boolq", "superglue/boolq"),
-     ("pdtb_e", "discoeval/PDTB-E"), ("sparxiv", "discoeval/SParxiv"), ("xsum", "summarization/xsum")],
+    [
+        ("glue/sst2", "glue/sst2"),
+        ("sst2", "glue/sst2"),
+        ("SST2", "glue/sst2"),
+        ("boolq", "superglue/boolq"),
+        ("pdtb_e", "discoeval/PDTB-E"),
+        ("sparxiv", "discoeval/SParxiv"),
+        ("xsum", "summarization/xsum"),
+    ],
 )
 def test_get_task_by_full_or_short_name(query: str, expected: str) -> None:
     assert get_task(query).name == expected
@@ -125,7 +151,9 @@ def test_task_file_overrides_a_builtin_task(tmp_path: Path) -> None:
     override = tmp_path / "override.yaml"
     override.write_text(
         "- name: glue/sst2\n  source: {hub: {path: my/sst2}}\n  input_template: 'review: {sentence}'\n"
-        "  labels: {0: neg, 1: pos}\n  metrics: [accuracy, f1]\n", encoding="utf-8")
+        "  labels: {0: neg, 1: pos}\n  metrics: [accuracy, f1]\n",
+        encoding="utf-8",
+    )
     task = get_task("glue/sst2", task_files=[override])
     assert (task.hub.path, task.label_words, task.metrics) == ("my/sst2", ["neg", "pos"], ("accuracy", "f1"))
     assert get_task("glue/sst2").hub.path == "nyu-mll/glue"
@@ -134,7 +162,9 @@ def test_task_file_overrides_a_builtin_task(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("tasks:\n  - name: a\n    labels: [x, y\n", r"bad\.yaml:4.*not valid YAML"),
+        ("tasks:\n  - name: a\n    labels: [x, y\n", r"bad\.yaml is not valid YAML at line 4"),
+        # a NUL byte: PyYAML's reader refuses it before parsing (this used to be a traceback)
+        ("tasks:\n  - name: a\x00\n", r"bad\.yaml is not valid YAML: character #x0000 at position 18"),
         ("", r"bad\.yaml is empty"),
         ("just a string\n", r"must hold a list of tasks"),
         ("task: []\n", r"unknown top-level key 'task'"),
@@ -172,7 +202,7 @@ def test_docs_worked_example(tmp_path: Path) -> None:
     header = "title,body,sentiment,stars\n"
     (tmp_path / "reviews").mkdir()
     (tmp_path / "reviews" / "train.csv").write_text(header + "Great kettle,Boils fast.,positive,5\n", encoding="utf-8")
-    (tmp_path / "reviews" / "dev.csv").write_text(header + "Leaks,\"Wet, always.\",negative,1\n", encoding="utf-8")
+    (tmp_path / "reviews" / "dev.csv").write_text(header + 'Leaks,"Wet, always.",negative,1\n', encoding="utf-8")
 
     task = get_task("mine/reviews", task_files=[task_file])
     splits = load_task_splits(task, data_dir=tmp_path)

@@ -118,8 +118,19 @@ def test_every_label_word_parses_back(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(1, 1), ("1", 1), (" 0 ", 0), (True, 1), (False, 0), (1.0, 1), ("positive", 1), ("NEGATIVE", 0),
-     (-1, UNLABELED), (None, UNLABELED), (float("nan"), UNLABELED)],
+    [
+        (1, 1),
+        ("1", 1),
+        (" 0 ", 0),
+        (True, 1),
+        (False, 0),
+        (1.0, 1),
+        ("positive", 1),
+        ("NEGATIVE", 0),
+        (-1, UNLABELED),
+        (None, UNLABELED),
+        (float("nan"), UNLABELED),
+    ],
 )
 def test_label_values_to_ids(value, expected: int) -> None:
     assert Task.from_dict(VALID).label_to_id(value) == expected
@@ -140,8 +151,10 @@ def test_stsb_targets_round_to_a_fifth_like_t5(score, target: str) -> None:
     assert get_task("glue/stsb").format_target({"label": score}) == target
 
 
-@pytest.mark.parametrize(("text", "value"), [("3.8", 3.8), (" 4 ", 4.0), ("-0.2", -0.2), ("nan", None),
-                                             ("inf", None), ("four", None), ("", None)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("3.8", 3.8), (" 4 ", 4.0), ("-0.2", -0.2), ("nan", None), ("inf", None), ("four", None), ("", None)],
+)
 def test_regression_parse(text: str, value: float | None) -> None:
     assert get_task("glue/stsb").parse(text) == value
 

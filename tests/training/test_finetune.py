@@ -15,10 +15,32 @@ pytestmark = pytest.mark.slow
 
 def _finetune(tmp_path, shared_data, tokenizer_dir, out_name, *extra):
     out = tmp_path / out_name
-    args = ["finetune", "--data_dir", str(shared_data / "glue"), "--config_name", "t5-tiny",
-            "--tokenizer_name", str(tokenizer_dir), "--output_dir", str(out), "--per_device_train_batch_size", "16",
-            "--learning_rate", "1e-3", "--max_source_length", "64", "--max_target_length", "8",
-            "--max_eval_samples", "64", "--report_to", "none", "--logging_steps", "5", *extra]
+    args = [
+        "finetune",
+        "--data_dir",
+        str(shared_data / "glue"),
+        "--config_name",
+        "t5-tiny",
+        "--tokenizer_name",
+        str(tokenizer_dir),
+        "--output_dir",
+        str(out),
+        "--per_device_train_batch_size",
+        "16",
+        "--learning_rate",
+        "1e-3",
+        "--max_source_length",
+        "64",
+        "--max_target_length",
+        "8",
+        "--max_eval_samples",
+        "64",
+        "--report_to",
+        "none",
+        "--logging_steps",
+        "5",
+        *extra,
+    ]
     return main(args), out
 
 
@@ -27,8 +49,22 @@ def _rows(path):
 
 
 def test_finetune_sst2_writes_metrics_predictions_and_best_model(tmp_path, shared_data, wiki_tokenizer_dir):
-    code, out = _finetune(tmp_path, shared_data, wiki_tokenizer_dir, "sst2", "--task", "glue/sst2", "--max_steps", "30",
-                          "--eval_steps", "15", "--save_steps", "15", "--max_train_samples", "2000")
+    code, out = _finetune(
+        tmp_path,
+        shared_data,
+        wiki_tokenizer_dir,
+        "sst2",
+        "--task",
+        "glue/sst2",
+        "--max_steps",
+        "30",
+        "--eval_steps",
+        "15",
+        "--save_steps",
+        "15",
+        "--max_train_samples",
+        "2000",
+    )
     assert code == 0
     results = json.loads((out / "eval_results.json").read_text())
     assert {"eval_accuracy", "eval_invalid_rate", "eval_loss", "eval_glue_average"} <= set(results)
@@ -48,15 +84,46 @@ def test_finetune_sst2_writes_metrics_predictions_and_best_model(tmp_path, share
 
 
 def test_generation_and_rank_classification_on_the_same_model(tmp_path, shared_data, wiki_tokenizer_dir):
-    code, model_dir = _finetune(tmp_path, shared_data, wiki_tokenizer_dir, "rte", "--task", "glue/rte", "--max_steps", "10",
-                                "--save_strategy", "no")
+    code, model_dir = _finetune(
+        tmp_path,
+        shared_data,
+        wiki_tokenizer_dir,
+        "rte",
+        "--task",
+        "glue/rte",
+        "--max_steps",
+        "10",
+        "--save_strategy",
+        "no",
+    )
     assert code == 0
     metrics = {}
     for mode in ("generate", "rank"):
         out = tmp_path / f"eval-{mode}"
-        assert main(["evaluate", "--task", "glue/rte", "--data_dir", str(shared_data / "glue"), "--model_name_or_path",
-                     str(model_dir), "--output_dir", str(out), "--eval_mode", mode, "--max_eval_samples", "48",
-                     "--max_source_length", "128", "--report_to", "none"]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--task",
+                    "glue/rte",
+                    "--data_dir",
+                    str(shared_data / "glue"),
+                    "--model_name_or_path",
+                    str(model_dir),
+                    "--output_dir",
+                    str(out),
+                    "--eval_mode",
+                    mode,
+                    "--max_eval_samples",
+                    "48",
+                    "--max_source_length",
+                    "128",
+                    "--report_to",
+                    "none",
+                ]
+            )
+            == 0
+        )
         metrics[mode] = json.loads((out / "eval_results.json").read_text())
         rows = _rows(out / "predictions" / "rte_validation.jsonl")
         assert len(rows) == 48
@@ -65,13 +132,28 @@ def test_generation_and_rank_classification_on_the_same_model(tmp_path, shared_d
 
 
 def test_multitask_mixture_reports_each_task_and_the_average(tmp_path, shared_data, wiki_tokenizer_dir):
-    code, out = _finetune(tmp_path, shared_data, wiki_tokenizer_dir, "mix", "--task", "glue/sst2,glue/rte",
-                          "--max_steps", "8", "--save_strategy", "no", "--mixing", "temperature", "--max_train_samples", "500")
+    code, out = _finetune(
+        tmp_path,
+        shared_data,
+        wiki_tokenizer_dir,
+        "mix",
+        "--task",
+        "glue/sst2,glue/rte",
+        "--max_steps",
+        "8",
+        "--save_strategy",
+        "no",
+        "--mixing",
+        "temperature",
+        "--max_train_samples",
+        "500",
+    )
     assert code == 0
     results = json.loads((out / "eval_results.json").read_text())
     assert {"eval_sst2_validation_accuracy", "eval_rte_validation_accuracy", "eval_average"} <= set(results)
     assert results["eval_average"] == pytest.approx(
-        (results["eval_sst2_validation_accuracy"] + results["eval_rte_validation_accuracy"]) / 2)
+        (results["eval_sst2_validation_accuracy"] + results["eval_rte_validation_accuracy"]) / 2
+    )
     assert (out / "predictions" / "rte_validation.jsonl").is_file()
 
 
@@ -81,14 +163,46 @@ def test_predict_writes_glue_submission(tmp_path, shared_data, wiki_tokenizer_di
     shutil.copy(shared_data / "glue" / "SST-2" / "train.tsv", glue / "train.tsv")
     shutil.copy(shared_data / "glue" / "SST-2" / "dev.tsv", glue / "dev.tsv")
     dev = (shared_data / "glue" / "SST-2" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:21]
-    (glue / "test.tsv").write_text("index\tsentence\n" + "".join(f"{i}\t{line.split(chr(9))[0]}\n" for i, line in enumerate(dev)))
-    code, model_dir = _finetune(tmp_path, tmp_path, wiki_tokenizer_dir, "model", "--task", "glue/sst2", "--max_steps", "4",
-                                "--save_strategy", "no", "--max_train_samples", "200")
+    (glue / "test.tsv").write_text(
+        "index\tsentence\n" + "".join(f"{i}\t{line.split(chr(9))[0]}\n" for i, line in enumerate(dev))
+    )
+    code, model_dir = _finetune(
+        tmp_path,
+        tmp_path,
+        wiki_tokenizer_dir,
+        "model",
+        "--task",
+        "glue/sst2",
+        "--max_steps",
+        "4",
+        "--save_strategy",
+        "no",
+        "--max_train_samples",
+        "200",
+    )
     assert code == 0
     assert len(_rows(model_dir / "predictions" / "sst2_test.jsonl")) == 20  # finetune predicts the test split too
     out = tmp_path / "pred"
-    assert main(["predict", "--task", "glue/sst2", "--data_dir", str(tmp_path / "glue"), "--model_name_or_path", str(model_dir),
-                 "--output_dir", str(out), "--eval_mode", "rank", "--report_to", "none"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--task",
+                "glue/sst2",
+                "--data_dir",
+                str(tmp_path / "glue"),
+                "--model_name_or_path",
+                str(model_dir),
+                "--output_dir",
+                str(out),
+                "--eval_mode",
+                "rank",
+                "--report_to",
+                "none",
+            ]
+        )
+        == 0
+    )
     lines = (out / "glue_submission" / "SST-2.tsv").read_text().splitlines()
     assert lines[0] == "index\tprediction" and len(lines) == 21
     assert all(line.split("\t")[1] in ("0", "1") for line in lines[1:])
@@ -98,7 +212,10 @@ def test_predict_writes_glue_submission(tmp_path, shared_data, wiki_tokenizer_di
     "extra, message",
     [
         (["--task", "glue/sst3"], "unknown task"),
-        (["--task", "glue/sst2", "--metric_for_best_model", "eval_f1", "--eval_steps", "5"], "--metric_for_best_model 'eval_f1' is not a metric"),
+        (
+            ["--task", "glue/sst2", "--metric_for_best_model", "eval_f1", "--eval_steps", "5"],
+            "--metric_for_best_model 'eval_f1' is not a metric",
+        ),
         (["--task", "glue/cola"], "does not exist"),  # a CoLA folder without train.tsv
         (["--task", "glue/sst2", "--eval_mode", "sample"], "--eval_mode must be one of"),
     ],
@@ -109,8 +226,24 @@ def test_bad_finetune_input(tmp_path, shared_data, wiki_tokenizer_dir, capsys, e
         data = tmp_path / "glue"
         (data / "CoLA").mkdir(parents=True)
         shutil.copy(shared_data / "glue" / "CoLA" / "dev.tsv", data / "CoLA" / "dev.tsv")
-    code = main(["finetune", "--data_dir", str(data), "--config_name", "t5-tiny", "--tokenizer_name", str(wiki_tokenizer_dir),
-                 "--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--report_to", "none", *extra])
+    code = main(
+        [
+            "finetune",
+            "--data_dir",
+            str(data),
+            "--config_name",
+            "t5-tiny",
+            "--tokenizer_name",
+            str(wiki_tokenizer_dir),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--max_steps",
+            "1",
+            "--report_to",
+            "none",
+            *extra,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and err[-1].startswith("t5lab finetune: error:")
@@ -121,18 +254,43 @@ def test_tasks_command_lists_builtin_and_user_tasks(tmp_path, capsys):
     task_file = tmp_path / "mine.yaml"
     task_file.write_text(
         "tasks:\n  - name: mine/polarity\n    source: {local: {files: {train: t.csv, validation: v.csv}}}\n"
-        "    input_template: 'polarity: {text}'\n    labels: {0: bad, 1: good}\n    metrics: [accuracy]\n")
+        "    input_template: 'polarity: {text}'\n    labels: {0: bad, 1: good}\n    metrics: [accuracy]\n"
+    )
     assert main(["tasks", "--task_file", str(task_file)]) == 0
     out = capsys.readouterr().out
-    for name in ("glue/sst2", "glue/mnli", "superglue/boolq", "discoeval/SParxiv", "summarization/xsum", "mine/polarity"):
+    for name in (
+        "glue/sst2",
+        "glue/mnli",
+        "superglue/boolq",
+        "discoeval/SParxiv",
+        "summarization/xsum",
+        "mine/polarity",
+    ):
         assert name in out, name
 
 
 def test_early_stopping_ends_a_run_that_stops_improving(tmp_path, shared_data, wiki_tokenizer_dir):
     # with a zero learning rate the metric never improves after the first evaluation
-    code, out = _finetune(tmp_path, shared_data, wiki_tokenizer_dir, "stop", "--task", "glue/rte", "--max_steps", "60",
-                          "--learning_rate", "0", "--eval_steps", "2", "--save_steps", "2", "--early_stopping_patience", "2",
-                          "--max_eval_samples", "16")
+    code, out = _finetune(
+        tmp_path,
+        shared_data,
+        wiki_tokenizer_dir,
+        "stop",
+        "--task",
+        "glue/rte",
+        "--max_steps",
+        "60",
+        "--learning_rate",
+        "0",
+        "--eval_steps",
+        "2",
+        "--save_steps",
+        "2",
+        "--early_stopping_patience",
+        "2",
+        "--max_eval_samples",
+        "16",
+    )
     assert code == 0
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 6  # evaluations at 2 (best), 4 and 6 (no improvement twice)

@@ -17,9 +17,28 @@ pytestmark = pytest.mark.slow
 
 
 def _args(wikitext_file, wiki_tokenizer_dir, output_dir, *extra):
-    return ["pretrain", "--train_file", str(wikitext_file), "--tokenizer_name", str(wiki_tokenizer_dir),
-            "--config_name", "t5-tiny", "--input_length", "64", "--per_device_train_batch_size", "16",
-            "--output_dir", str(output_dir), "--report_to", "none", "--seed", "1", "--max_eval_samples", "64", *extra]
+    return [
+        "pretrain",
+        "--train_file",
+        str(wikitext_file),
+        "--tokenizer_name",
+        str(wiki_tokenizer_dir),
+        "--config_name",
+        "t5-tiny",
+        "--input_length",
+        "64",
+        "--per_device_train_batch_size",
+        "16",
+        "--output_dir",
+        str(output_dir),
+        "--report_to",
+        "none",
+        "--seed",
+        "1",
+        "--max_eval_samples",
+        "64",
+        *extra,
+    ]
 
 
 def _history(output_dir):
@@ -28,17 +47,43 @@ def _history(output_dir):
 
 def test_short_pretraining_learns_and_writes_standard_outputs(tmp_path, wikitext_file, wiki_tokenizer_dir):
     out = tmp_path / "run"
-    code = main(_args(wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "60", "--eval_steps", "20",
-                      "--logging_steps", "10", "--learning_rate", "3e-3", "--warmup_steps", "5", "--save_steps", "30",
-                      "--eval_on_start"))
+    code = main(
+        _args(
+            wikitext_file,
+            wiki_tokenizer_dir,
+            out,
+            "--max_steps",
+            "60",
+            "--eval_steps",
+            "20",
+            "--logging_steps",
+            "10",
+            "--learning_rate",
+            "3e-3",
+            "--warmup_steps",
+            "5",
+            "--save_steps",
+            "30",
+            "--eval_on_start",
+        )
+    )
     assert code == 0
     evals = [h["eval_loss"] for h in _history(out) if "eval_loss" in h]
     assert len(evals) >= 4 and evals[0] > evals[1] > evals[-1] and evals[-1] < evals[0] - 1.0, evals
     first_train_loss = next(h["loss"] for h in _history(out) if "loss" in h)
     assert first_train_loss < math.log(2048) + 1.5  # sane init (no ~100 first loss)
     assert all(h["tokens_per_second"] > 0 for h in _history(out) if "loss" in h)
-    for name in ("model.safetensors", "config.json", "tokenizer.json", "trainer_state.json", "eval_results.json",
-                 "all_results.json", "train_results.json", "loss_curve.png", "t5lab_config.yaml"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "trainer_state.json",
+        "eval_results.json",
+        "all_results.json",
+        "train_results.json",
+        "loss_curve.png",
+        "t5lab_config.yaml",
+    ):
         assert (out / name).is_file(), name
     assert json.loads((out / "eval_results.json").read_text())["eval_token_accuracy"] > 0.05
     # transformers 5 removed the seq2seq pipelines; generate() is the supported way to use the model
@@ -52,9 +97,25 @@ def test_short_pretraining_learns_and_writes_standard_outputs(tmp_path, wikitext
 def test_gradient_accumulation_does_not_change_loss_or_grad_norm(tmp_path, wikitext_file, wiki_tokenizer_dir):
     def run(name, batch, accumulation):
         out = tmp_path / name
-        main(_args(wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "3", "--logging_steps", "1",
-                   "--per_device_train_batch_size", str(batch), "--gradient_accumulation_steps", str(accumulation),
-                   "--validation_split_percentage", "0", "--save_strategy", "no"))
+        main(
+            _args(
+                wikitext_file,
+                wiki_tokenizer_dir,
+                out,
+                "--max_steps",
+                "3",
+                "--logging_steps",
+                "1",
+                "--per_device_train_batch_size",
+                str(batch),
+                "--gradient_accumulation_steps",
+                str(accumulation),
+                "--validation_split_percentage",
+                "0",
+                "--save_strategy",
+                "no",
+            )
+        )
         return [(h["loss"], h["grad_norm"]) for h in _history(out) if "loss" in h]
 
     whole = run("whole", 8, 1)
@@ -67,7 +128,14 @@ def test_gradient_accumulation_does_not_change_loss_or_grad_norm(tmp_path, wikit
 
 def test_rerun_resumes_and_a_different_run_is_refused(tmp_path, wikitext_file, wiki_tokenizer_dir, capsys):
     out = tmp_path / "run"
-    assert main(_args(wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "4", "--save_steps", "2", "--report_to", "none")) == 0
+    assert (
+        main(
+            _args(
+                wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "4", "--save_steps", "2", "--report_to", "none"
+            )
+        )
+        == 0
+    )
     assert main(_args(wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "6", "--save_steps", "2")) == 0
     steps = [h["step"] for h in _history(out) if "train_runtime" in h]
     assert steps == [6] and "resuming from" in capsys.readouterr().err
@@ -78,47 +146,124 @@ def test_rerun_resumes_and_a_different_run_is_refused(tmp_path, wikitext_file, w
     assert (out / "model.safetensors").read_bytes() == before
 
 
-@pytest.mark.parametrize("optim, scheduler", [("adamwscale", "cosine"), ("adafactor", "inverse_sqrt"), ("adamw_torch", "constant_with_warmup")])
+@pytest.mark.parametrize(
+    "optim, scheduler",
+    [("adamwscale", "cosine"), ("adafactor", "inverse_sqrt"), ("adamw_torch", "constant_with_warmup")],
+)
 def test_optimizers_and_schedules(tmp_path, wikitext_file, wiki_tokenizer_dir, optim, scheduler):
     out = tmp_path / optim
-    assert main(_args(wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "4", "--optim", optim, "--lr_scheduler_type", scheduler,
-                      "--warmup_steps", "2", "--logging_steps", "1", "--validation_split_percentage", "0", "--save_strategy", "no")) == 0
+    assert (
+        main(
+            _args(
+                wikitext_file,
+                wiki_tokenizer_dir,
+                out,
+                "--max_steps",
+                "4",
+                "--optim",
+                optim,
+                "--lr_scheduler_type",
+                scheduler,
+                "--warmup_steps",
+                "2",
+                "--logging_steps",
+                "1",
+                "--validation_split_percentage",
+                "0",
+                "--save_strategy",
+                "no",
+            )
+        )
+        == 0
+    )
     history = [h for h in _history(out) if "loss" in h]
     assert len(history) == 4 and all(math.isfinite(h["loss"]) for h in history)
 
 
 def test_inline_tokenizer_training_and_bf16(tmp_path, wikitext_file):
     out = tmp_path / "bf16"
-    code = main(["pretrain", "--train_file", str(wikitext_file), "--tokenizer_name", "train", "--vocab_size", "1500",
-                 "--config_name", "t5-tiny", "--input_length", "64", "--max_steps", "3", "--bf16", "--output_dir", str(out),
-                 "--report_to", "none", "--save_strategy", "no", "--validation_split_percentage", "0"])
+    code = main(
+        [
+            "pretrain",
+            "--train_file",
+            str(wikitext_file),
+            "--tokenizer_name",
+            "train",
+            "--vocab_size",
+            "1500",
+            "--config_name",
+            "t5-tiny",
+            "--input_length",
+            "64",
+            "--max_steps",
+            "3",
+            "--bf16",
+            "--output_dir",
+            str(out),
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--validation_split_percentage",
+            "0",
+        ]
+    )
     assert code == 0
     assert (out / "tokenizer.json").is_file() and (out / "spiece.model").is_file()
     assert T5ForConditionalGeneration.from_pretrained(out).config.vocab_size % 128 == 0
 
 
 def test_module_entry_point_and_one_line_errors(tmp_path):
-    run = lambda *args: subprocess.run([sys.executable, "-m", "t5lab", *args], capture_output=True, text=True, timeout=300)
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "t5lab", *args], capture_output=True, text=True, timeout=300)
+
     help_result = run("pretrain", "--help")
-    assert help_result.returncode == 0 and "--noise_density" in help_result.stdout and "--mlm_probability" in help_result.stdout
+    assert (
+        help_result.returncode == 0
+        and "--noise_density" in help_result.stdout
+        and "--mlm_probability" in help_result.stdout
+    )
     bad = run("pretrain", "--output_dir", str(tmp_path / "x"), "--train_file", str(tmp_path / "missing.txt"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert bad.stderr.strip().splitlines()[-1] == f"t5lab pretrain: error: data file {tmp_path / 'missing.txt'} does not exist."
+    assert (
+        bad.stderr.strip().splitlines()[-1]
+        == f"t5lab pretrain: error: data file {tmp_path / 'missing.txt'} does not exist."
+    )
     assert torch.__version__
 
 
 def test_streaming_pretraining(tmp_path, wikitext_file, wiki_tokenizer_dir):
     out = tmp_path / "stream"
-    assert main(_args(wikitext_file, wiki_tokenizer_dir, out, "--streaming", "--max_steps", "3", "--save_strategy", "no")) == 0
+    assert (
+        main(_args(wikitext_file, wiki_tokenizer_dir, out, "--streaming", "--max_steps", "3", "--save_strategy", "no"))
+        == 0
+    )
     assert json.loads((out / "eval_results.json").read_text())["eval_loss"] > 0
 
 
 def test_runs_under_torchrun_with_two_processes(tmp_path, wikitext_file, wiki_tokenizer_dir, free_port):
     out = tmp_path / "ddp"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port), "-m", "t5lab"]
-    args = _args(wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "3", "--save_strategy", "no", "--ddp_backend", "gloo")
-    result = subprocess.run(torchrun + args, capture_output=True, text=True, timeout=600,
-                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port),
+        "-m",
+        "t5lab",
+    ]
+    args = _args(
+        wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "3", "--save_strategy", "no", "--ddp_backend", "gloo"
+    )
+    result = subprocess.run(
+        torchrun + args,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "on 2 process(es)" in result.stderr
     assert json.loads((out / "train_results.json").read_text())["train_loss"] > 0

@@ -57,7 +57,9 @@ def test_config_and_environment_reach_wandb_offline(tmp_path, monkeypatch):
     run = wandb.init(project="t5lab-test")
     try:
         TrackingCallback({"seed": 1}).on_train_begin(_args(tmp_path, "wandb"), TrainerState(), TrainerControl())
-        assert run.config["t5lab"]["config"] == {"seed": 1} and "torch" in run.config["t5lab"]["environment"]["packages"]
+        assert (
+            run.config["t5lab"]["config"] == {"seed": 1} and "torch" in run.config["t5lab"]["environment"]["packages"]
+        )
     finally:
         run.finish()
 
@@ -66,7 +68,9 @@ def test_runs_table_lists_finished_and_stopped_runs(tmp_path, capsys):
     finished = tmp_path / "sst2-lr3e-4"
     finished.mkdir()
     (finished / "t5lab_config.yaml").write_text("task: glue/sst2\nmodel_name_or_path: google/t5-v1_1-small\n")
-    (finished / "eval_results.json").write_text(json.dumps({"eval_accuracy": 0.91, "eval_loss": 0.2, "eval_runtime": 3.0}))
+    (finished / "eval_results.json").write_text(
+        json.dumps({"eval_accuracy": 0.91, "eval_loss": 0.2, "eval_runtime": 3.0})
+    )
     (finished / METRICS_FILE).write_text(json.dumps({"step": 500, "eval_accuracy": 0.91}) + "\n")
     (finished / "checkpoint-500").mkdir()
     (finished / "checkpoint-500" / "trainer_state.json").write_text("{}")
@@ -82,7 +86,9 @@ def test_runs_table_lists_finished_and_stopped_runs(tmp_path, capsys):
     assert "2 runs under" in out and "checkpoint-500" not in out
     lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
     assert "glue/sst2" in lines["sst2-lr3e-4"] and "finished" in lines["sst2-lr3e-4"] and "0.91" in lines["sst2-lr3e-4"]
-    assert "pretrain" in lines["pretrain/tiny"] and "stopped" in lines["pretrain/tiny"] and "4.5" in lines["pretrain/tiny"]
+    assert (
+        "pretrain" in lines["pretrain/tiny"] and "stopped" in lines["pretrain/tiny"] and "4.5" in lines["pretrain/tiny"]
+    )
     assert main(["runs", str(tmp_path), "--metrics", "eval/accuracy"]) == 0
     assert "token_accuracy" not in capsys.readouterr().out
     assert main(["runs", str(tmp_path / "missing")]) == 2

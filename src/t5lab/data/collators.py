@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,9 @@ class SpanCorruptionCollator:
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         # every row is one packed chunk of the same length; concatenate is twice as fast as np.stack here
         tokens = np.concatenate([e["input_ids"] for e in examples]).reshape(len(examples), -1)
-        inputs, targets = corrupt_spans(tokens, self.lengths, self.sentinel_ids, self.eos_token_id, self.seed, self.epoch)
+        inputs, targets = corrupt_spans(
+            tokens, self.lengths, self.sentinel_ids, self.eos_token_id, self.seed, self.epoch
+        )
         decoder_input_ids = np.empty_like(targets)
         decoder_input_ids[:, 0] = self.decoder_start_token_id
         decoder_input_ids[:, 1:] = targets[:, :-1]

@@ -7,21 +7,29 @@ import glob
 import os
 import sys
 import sysconfig
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Union
 
 import datasets
 from datasets import Dataset, IterableDataset
 
-from t5lab.data.hub import check_hub_reachable
+from t5lab.data.hub import check_hub_reachable, is_offline
 from t5lab.errors import ConfigError, DataError
 
-AnyDataset = Union[Dataset, IterableDataset]
+AnyDataset = Dataset | IterableDataset
 
 # Loaders for local files, by extension.
-FILE_BUILDERS = {".txt": "text", ".raw": "text", ".text": "text", ".jsonl": "json", ".json": "json",
-                 ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+FILE_BUILDERS = {
+    ".txt": "text",
+    ".raw": "text",
+    ".text": "text",
+    ".jsonl": "json",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+}
 BUNDLED_PREFIX = "t5lab:"
 
 
@@ -115,9 +123,12 @@ def parse_sources(dataset_name: str | None, dataset_config_name: str | None, tra
     sources = []
     for i, name in enumerate(names):
         if name.startswith(BUNDLED_PREFIX):
-            bundled = name[len(BUNDLED_PREFIX):]
+            bundled = name[len(BUNDLED_PREFIX) :]
             if bundled not in BUNDLED_CORPORA:
-                raise ConfigError(f"unknown bundled corpus '{name}'; available: {', '.join(BUNDLED_PREFIX + b for b in BUNDLED_CORPORA)}.")
+                raise ConfigError(
+                    f"unknown bundled corpus '{name}'; "
+                    f"available: {', '.join(BUNDLED_PREFIX + b for b in BUNDLED_CORPORA)}."
+                )
             sources.append(Source("bundled", bundled))
         else:
             sources.append(Source("hub", name, configs[i] if configs else None))
@@ -132,13 +143,16 @@ def _load_files(files: tuple[str, ...], cache_dir: str | None, streaming: bool) 
     builder = FILE_BUILDERS[suffix]
     kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
     try:
-        return datasets.load_dataset(builder, data_files=list(files), split="train", cache_dir=cache_dir,
-                                     streaming=streaming, **kwargs)
+        return datasets.load_dataset(
+            builder, data_files=list(files), split="train", cache_dir=cache_dir, streaming=streaming, **kwargs
+        )
     except Exception as exc:  # the builders wrap the real cause (decode error, parse error) in their own types
         cause = _root_cause(exc)
         if isinstance(cause, UnicodeDecodeError):
             raise DataError(f"{', '.join(files)} is not UTF-8 text ({cause.reason} at byte {cause.start}).") from None
-        raise DataError(f"cannot read {', '.join(files)}: {str(cause).splitlines()[0] if str(cause) else type(cause).__name__}") from None
+        raise DataError(
+            f"cannot read {', '.join(files)}: {str(cause).splitlines()[0] if str(cause) else type(cause).__name__}"
+        ) from None
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -148,9 +162,11 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def _hub_unavailable(name: str, exc: Exception) -> DataError:
-    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"):
-        return DataError(f"hub dataset '{name}' requested but the hub is offline (HF_HUB_OFFLINE is set); "
-                         "use --train_file with local files, or unset HF_HUB_OFFLINE where the network is available.")
+    if is_offline(for_datasets=True):
+        return DataError(
+            f"hub dataset '{name}' requested but the hub is offline (HF_HUB_OFFLINE is set); "
+            "use --train_file with local files, or unset HF_HUB_OFFLINE where the network is available."
+        )
     return DataError(f"cannot load hub dataset '{name}': {str(exc).splitlines()[0]}")
 
 
@@ -160,7 +176,7 @@ def load_source(source: Source, split: str, cache_dir: str | None = None, stream
         return _load_files(source.files, cache_dir, streaming) if split == "train" else None
     if source.kind == "bundled":
         return BUNDLED_CORPORA[source.name]() if split == "train" else None
-    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"):
+    if is_offline(for_datasets=True):
         raise _hub_unavailable(source.name, RuntimeError("offline"))
     check_hub_reachable(f"hub dataset '{source.name}'")
     try:

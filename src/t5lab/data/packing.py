@@ -12,11 +12,12 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-from datasets import Dataset, DatasetDict, IterableDataset, load_from_disk
+from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import PreTrainedTokenizerBase
 
 from t5lab.data.corpus import AnyDataset
@@ -57,23 +58,35 @@ def chunking_function(tokenizer: PreTrainedTokenizerBase, raw_length: int) -> Ca
     return chunk
 
 
-def pack(dataset: AnyDataset, tokenizer: PreTrainedTokenizerBase, raw_length: int, num_proc: int | None = None) -> AnyDataset:
+def pack(
+    dataset: AnyDataset, tokenizer: PreTrainedTokenizerBase, raw_length: int, num_proc: int | None = None
+) -> AnyDataset:
     """Tokenize and chunk a dataset with a single 'text' column (map-style or streaming)."""
     kwargs: dict[str, Any] = {"batched": True, "batch_size": MAP_BATCH_SIZE, "remove_columns": ["text"]}
     if isinstance(dataset, Dataset):
-        kwargs.update(num_proc=num_proc if num_proc and len(dataset) >= 20 * MAP_BATCH_SIZE else None,
-                      desc="Tokenizing and packing", load_from_cache_file=False)
+        kwargs.update(
+            num_proc=num_proc if num_proc and len(dataset) >= 20 * MAP_BATCH_SIZE else None,
+            desc="Tokenizing and packing",
+            load_from_cache_file=False,
+        )
     return dataset.map(chunking_function(tokenizer, raw_length), **kwargs)
 
 
 def cache_key(sources: list[dict], tokenizer: PreTrainedTokenizerBase, raw_length: int, extra: dict) -> str:
     """A key for a packed corpus: sources, tokenizer, chunk length and split settings."""
-    payload = {"version": PACKING_VERSION, "sources": sources, "tokenizer": tokenizer_fingerprint(tokenizer),
-               "raw_length": raw_length, **extra}
+    payload = {
+        "version": PACKING_VERSION,
+        "sources": sources,
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "raw_length": raw_length,
+        **extra,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def cached_packed(key: str, build: Callable[[], DatasetDict], cache_dir: Path | None = None, overwrite: bool = False) -> DatasetDict:
+def cached_packed(
+    key: str, build: Callable[[], DatasetDict], cache_dir: Path | None = None, overwrite: bool = False
+) -> DatasetDict:
     """Load a packed corpus from the cache, or build it and store it atomically (temp dir + rename)."""
     root = (cache_dir or default_cache_dir()) / "packed"
     target = root / key
@@ -82,7 +95,9 @@ def cached_packed(key: str, build: Callable[[], DatasetDict], cache_dir: Path | 
     packed = build()
     for split, ds in packed.items():
         if len(ds) == 0:
-            raise DataError(f"the {split} data is shorter than one chunk after tokenization; add text or lower --input_length.")
+            raise DataError(
+                f"the {split} data is shorter than one chunk after tokenization; add text or lower --input_length."
+            )
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}-"))
     packed.save_to_disk(str(tmp))
@@ -101,12 +116,10 @@ def split_packed(packed: Dataset, validation_percentage: float, seed: int) -> Da
     if validation_percentage <= 0:
         return DatasetDict(train=packed)
     if len(packed) < 2:
-        raise DataError("the corpus yields fewer than two chunks, too few to hold out validation data; add text or lower --input_length.")
+        raise DataError(
+            "the corpus yields fewer than two chunks, too few to hold out validation data; "
+            "add text or lower --input_length."
+        )
     n_val = max(1, int(round(len(packed) * validation_percentage / 100)))
     split = packed.train_test_split(test_size=n_val, seed=seed, shuffle=True)
     return DatasetDict(train=split["train"], validation=split["test"])
-
-
-def is_streaming(dataset: AnyDataset) -> bool:
-    """True for a streamed (iterable) dataset."""
-    return isinstance(dataset, IterableDataset)

@@ -158,14 +158,6 @@ def _split_row(row, num_noise, num_spans, salt, position_keys, draws, nonnoise_l
 
 
 @njit(cache=True, nogil=True)
-def _span_lengths_kernel(tokens, num_noise, num_spans, seed, epoch, nonnoise_lengths, noise_lengths):
-    salt, position_keys = _salt(seed, epoch), _position_keys(tokens.shape[1])
-    draws = np.empty(tokens.shape[1], np.uint64)
-    for r in range(tokens.shape[0]):
-        _split_row(tokens[r], num_noise, num_spans, salt, position_keys, draws, nonnoise_lengths[r], noise_lengths[r])
-
-
-@njit(cache=True, nogil=True)
 def _corrupt_kernel(tokens, num_noise, num_spans, seed, epoch, sentinel_ids, eos_id, inputs, targets):
     salt, position_keys = _salt(seed, epoch), _position_keys(tokens.shape[1])
     noise_lengths = np.empty(num_spans, np.int64)
@@ -197,22 +189,12 @@ def _checked_tokens(tokens: np.ndarray, lengths: CorruptionLengths) -> np.ndarra
     if tokens.ndim != 2 or tokens.shape[1] != lengths.raw_length:
         raise ValueError(f"expected tokens of shape [batch, {lengths.raw_length}], got {tokens.shape}")
     if lengths.raw_length >= _MAX_RAW_LENGTH:
-        raise ValueError(f"rows of {lengths.raw_length} tokens are too long for span corruption (at most {_MAX_RAW_LENGTH - 1})")
+        raise ValueError(
+            f"rows of {lengths.raw_length} tokens are too long for span corruption (at most {_MAX_RAW_LENGTH - 1})"
+        )
     if tokens.dtype.kind not in "iu":
         raise ValueError(f"expected integer token ids, got {tokens.dtype}")
     return np.ascontiguousarray(tokens)  # any integer width: the kernel is compiled per dtype, no copy
-
-
-def span_lengths(tokens: np.ndarray, lengths: CorruptionLengths, seed: int = 0, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The spans :func:`corrupt_spans` cuts each row into: ``(non-noise lengths, noise lengths)``, each [rows, spans].
-
-    Row r reads non-noise span 0, noise span 0, non-noise span 1, ... (T5 starts with non-noise).
-    """
-    tokens = _checked_tokens(tokens, lengths)
-    nonnoise = np.empty((tokens.shape[0], lengths.num_noise_spans), dtype=np.int64)
-    noise = np.empty_like(nonnoise)
-    _span_lengths_kernel(tokens, lengths.num_noise_tokens, lengths.num_noise_spans, seed, epoch, nonnoise, noise)
-    return nonnoise, noise
 
 
 def corrupt_spans(
@@ -226,8 +208,17 @@ def corrupt_spans(
     tokens = _checked_tokens(tokens, lengths)
     inputs = np.empty((tokens.shape[0], lengths.input_length), dtype=np.int64)
     targets = np.empty((tokens.shape[0], lengths.target_length), dtype=np.int64)
-    _corrupt_kernel(tokens, lengths.num_noise_tokens, lengths.num_noise_spans, seed, epoch,
-                    np.asarray(sentinel_ids, dtype=np.int64), eos_id, inputs, targets)
+    _corrupt_kernel(
+        tokens,
+        lengths.num_noise_tokens,
+        lengths.num_noise_spans,
+        seed,
+        epoch,
+        np.asarray(sentinel_ids, dtype=np.int64),
+        eos_id,
+        inputs,
+        targets,
+    )
     return inputs, targets
 
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 import io
 import os
 import string
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Tokenizer
 
+from t5lab.data.hub import is_offline
 from t5lab.errors import ConfigError
 
 SPECIAL_PIECES = ("<pad>", "</s>", "<unk>")
@@ -48,7 +49,10 @@ def train_tokenizer(
     """
     num_pieces = vocab_size - num_sentinels
     if num_pieces < 100:
-        raise ConfigError(f"--vocab_size {vocab_size} leaves too few pieces after {num_sentinels} sentinels; use >= {num_sentinels + 100}.")
+        raise ConfigError(
+            f"--vocab_size {vocab_size} leaves too few pieces after {num_sentinels} sentinels; "
+            f"use >= {num_sentinels + 100}."
+        )
     model_bytes = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
@@ -80,7 +84,7 @@ def train_tokenizer(
     return _t5_tokenizer_from_proto(proto, num_sentinels)
 
 
-def _t5_tokenizer_from_proto(proto: "sentencepiece_model_pb2.ModelProto", num_sentinels: int) -> PreTrainedTokenizerBase:
+def _t5_tokenizer_from_proto(proto: sentencepiece_model_pb2.ModelProto, num_sentinels: int) -> PreTrainedTokenizerBase:
     vocab = [(piece.piece, piece.score) for piece in proto.pieces]
     if tuple(p for p, _ in vocab[:3]) != SPECIAL_PIECES:
         raise ValueError(f"SentencePiece model must start with {SPECIAL_PIECES}")
@@ -111,14 +115,16 @@ def load_tokenizer(
     """Load any T5 tokenizer (hub id or local dir)."""
     looks_local = os.path.isabs(name_or_path) or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
     if looks_local and not os.path.isdir(os.path.expanduser(name_or_path)):
-        raise ConfigError(f"{name_or_path} is not a directory holding a model or tokenizer (hub ids look like "
-                          "org/name); check the path given to --model_name_or_path or --tokenizer_name.")
+        raise ConfigError(
+            f"{name_or_path} is not a directory holding a model or tokenizer (hub ids look like "
+            "org/name); check the path given to --model_name_or_path or --tokenizer_name."
+        )
     try:
         return AutoTokenizer.from_pretrained(
             name_or_path, cache_dir=cache_dir, revision=revision, trust_remote_code=trust_remote_code
         )
     except (OSError, ValueError) as exc:
-        offline = " (the hub is offline here: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        offline = " (the hub is offline here: HF_HUB_OFFLINE is set)" if is_offline() else ""
         raise ConfigError(f"cannot load tokenizer '{name_or_path}'{offline}: {str(exc).splitlines()[0]}") from None
 
 
@@ -136,28 +142,3 @@ def sentinel_ids(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
     if tokenizer.eos_token_id is None:
         raise ConfigError("the tokenizer has no EOS token; use a T5 tokenizer or --tokenizer_name train.")
     return np.asarray(ids, dtype=np.int64)
-
-
-def train_tokenizer_command(argv: list[str]) -> int:
-    """``t5lab tokenizer train``: train on a corpus and save to ``--output_dir``."""
-    from dataclasses import dataclass, field
-
-    from t5lab.config import DataArguments, ModelArguments, parse_arguments
-    from t5lab.data.pipeline import corpus_texts
-
-    @dataclass
-    class OutputArguments:
-        output_dir: str = field(metadata={"help": "Where to save the tokenizer."})
-        seed: int = field(default=42, metadata={"help": "Seed of the corpus mixture."})
-
-    model_args, data_args, out = parse_arguments((ModelArguments, DataArguments, OutputArguments), argv,
-                                                 "t5lab tokenizer train", "Train a SentencePiece unigram tokenizer with T5 sentinels.")
-    output = Path(out.output_dir)
-    if output.is_dir() and any(output.iterdir()):
-        raise ConfigError(f"--output_dir {output} is not empty; choose a new directory.")
-    texts = corpus_texts(data_args, out.seed, model_args.cache_dir, model_args.tokenizer_train_samples)
-    tokenizer = train_tokenizer(texts, model_args.vocab_size, model_args.num_sentinels, model_args.tokenizer_train_samples)
-    output.mkdir(parents=True, exist_ok=True)
-    save_tokenizer(tokenizer, output)
-    print(f"Saved a tokenizer of {len(tokenizer)} tokens ({model_args.num_sentinels} sentinels) to {output}")
-    return 0

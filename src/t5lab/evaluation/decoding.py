@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -35,14 +35,21 @@ def rank_classify(
     num_labels = len(label_words)
     choices: list[str] = []
     for start in range(0, len(input_ids), batch_size):
-        rows = [list(r) for r in input_ids[start:start + batch_size]]
+        rows = [list(r) for r in input_ids[start : start + batch_size]]
         batch = tokenizer.pad({"input_ids": rows}, return_tensors="pt").to(device)
         encoder_outputs = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         hidden = encoder_outputs.last_hidden_state.repeat_interleave(num_labels, dim=0)
         attention = batch["attention_mask"].repeat_interleave(num_labels, dim=0)
         labels = label_ids.repeat(len(rows), 1)
-        logits = model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=attention, labels=labels).logits
+        logits = model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=attention, labels=labels
+        ).logits
         token_logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         scores = (token_logprobs * label_mask.repeat(len(rows), 1)).sum(-1).view(len(rows), num_labels)
         choices.extend(label_words[i] for i in scores.argmax(dim=-1).tolist())
     return choices
+
+
+def unspellable(tokenizer: PreTrainedTokenizerBase, words: Sequence[str]) -> list[str]:
+    """The words that come back different after encoding and decoding: generation can never produce them."""
+    return [w for w in words if decode(tokenizer, [tokenizer(w)["input_ids"]])[0] != w]

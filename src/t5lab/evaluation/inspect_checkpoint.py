@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -45,13 +46,20 @@ def _windows(path: Path, count: int, chars: int, seed: int) -> list[str]:
         start = rng.randrange(max(len(text) - chars, 1))
         newline = text.find("\n", start)
         start = newline + 1 if 0 <= newline < start + chars // 2 else start
-        windows.append(" ".join(text[start:start + chars].split()))
+        windows.append(" ".join(text[start : start + chars].split()))
     return windows
 
 
-def inspect_checkpoint(model_dir: str, train_file: str, num_chunks: int = 96, batch_size: int = 32,
-                       input_length: int | None = None, noise_density: float | None = None,
-                       mean_noise_span_length: float | None = None, seed: int = 0) -> dict[str, dict[str, float]]:
+def inspect_checkpoint(
+    model_dir: str,
+    train_file: str,
+    num_chunks: int = 96,
+    batch_size: int = 32,
+    input_length: int | None = None,
+    noise_density: float | None = None,
+    mean_noise_span_length: float | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
     """Diagnostics of the checkpoint in ``model_dir`` and of its random twin, keyed "model" and "random twin"."""
     import numpy as np
     import torch
@@ -64,12 +72,17 @@ def inspect_checkpoint(model_dir: str, train_file: str, num_chunks: int = 96, ba
 
     folder = Path(model_dir)
     if not (folder / "config.json").is_file():
-        raise UserError(f"{model_dir} is not a model directory (no config.json); give a run's output dir or a checkpoint.")
+        raise UserError(
+            f"{model_dir} is not a model directory (no config.json); give a run's output dir or a checkpoint."
+        )
     if not Path(train_file).is_file():
         raise DataError(f"--train_file {train_file} does not exist.")
     settings = _run_settings(folder)
-    lengths_args = (input_length or settings.get("input_length", 512), noise_density or settings.get("noise_density", 0.15),
-                    mean_noise_span_length or settings.get("mean_noise_span_length", 3.0))
+    lengths_args = (
+        input_length or settings.get("input_length", 512),
+        noise_density or settings.get("noise_density", 0.15),
+        mean_noise_span_length or settings.get("mean_noise_span_length", 3.0),
+    )
     tokenizer = load_tokenizer(str(folder))
     sentinels = sentinel_ids(tokenizer)
     lengths = compute_lengths(*lengths_args, len(sentinels))
@@ -79,11 +92,13 @@ def inspect_checkpoint(model_dir: str, train_file: str, num_chunks: int = 96, ba
 
     windows = _windows(Path(train_file), num_chunks + _UNIGRAM_WINDOWS, lengths.raw_length * _CHARS_PER_TOKEN, seed)
     ids = tokenizer(windows, add_special_tokens=False)["input_ids"]
-    chunks = [row[:lengths.raw_length] for row in ids[:num_chunks] if len(row) >= lengths.raw_length]
+    chunks = [row[: lengths.raw_length] for row in ids[:num_chunks] if len(row) >= lengths.raw_length]
     if len(chunks) < 2:
         raise DataError(f"--train_file {train_file} is too short for chunks of {lengths.raw_length} tokens.")
     unigram = unigram_log_probs((np.asarray(row) for row in ids[num_chunks:]), model.config.vocab_size)
-    collator = SpanCorruptionCollator(lengths, sentinels, tokenizer.eos_token_id, model.config.decoder_start_token_id, seed=seed)
+    collator = SpanCorruptionCollator(
+        lengths, sentinels, tokenizer.eos_token_id, model.config.decoder_start_token_id, seed=seed
+    )
     probe_texts = windows[:num_chunks]
 
     report: dict[str, dict[str, float]] = {}
@@ -91,14 +106,19 @@ def inspect_checkpoint(model_dir: str, train_file: str, num_chunks: int = 96, ba
         candidate.eval()
         diagnostics = PretrainingDiagnostics(int(sentinels.min()), tokenizer.eos_token_id, unigram)
         for start in range(0, len(chunks), batch_size):
-            rows = [{"input_ids": np.asarray(chunk, dtype=np.int64)} for chunk in chunks[start:start + batch_size]]
+            rows = [{"input_ids": np.asarray(chunk, dtype=np.int64)} for chunk in chunks[start : start + batch_size]]
             diagnostics.update(candidate, collator(rows))
         figures = {"loss": round(diagnostics.sums["loss"] / diagnostics.sums["tokens"], 4), **diagnostics.metrics()}
         figures.update(encoder_collapse(candidate, tokenizer, probe_texts, max_length=lengths.input_length))
         report[name] = figures
-    report["settings"] = {"chunks": len(chunks), "raw_length": lengths.raw_length, "input_length": lengths.input_length,
-                          "target_length": lengths.target_length, "noise_density": lengths_args[1],
-                          "mean_noise_span_length": lengths_args[2]}
+    report["settings"] = {
+        "chunks": len(chunks),
+        "raw_length": lengths.raw_length,
+        "input_length": lengths.input_length,
+        "target_length": lengths.target_length,
+        "noise_density": lengths_args[1],
+        "mean_noise_span_length": lengths_args[2],
+    }
     return report
 
 
@@ -117,7 +137,9 @@ def inspect_command(argv: Sequence[str]) -> int:
     """``t5lab inspect``: print (or ``--json``) the diagnostics of a checkpoint against its random twin."""
     parser = UserArgumentParser(prog="t5lab inspect", description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", help="A run's output dir or one of its checkpoints.")
-    parser.add_argument("--train_file", required=True, help="A text file to draw held-out chunks from (e.g. your dev text).")
+    parser.add_argument(
+        "--train_file", required=True, help="A text file to draw held-out chunks from (e.g. your dev text)."
+    )
     parser.add_argument("--num_chunks", type=int, default=96, help="Random chunks to evaluate (default 96).")
     parser.add_argument("--batch_size", type=int, default=32, help="Chunks per forward pass (default 32).")
     parser.add_argument("--input_length", type=int, help="Default: the run's t5lab_config.yaml, else 512.")
@@ -127,9 +149,19 @@ def inspect_command(argv: Sequence[str]) -> int:
     parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
     args = parser.parse_args(list(argv))
     if args.num_chunks < 2 or args.batch_size < 2:
-        raise UserError("--num_chunks and --batch_size must be at least 2 (the encoder gain borrows another row's inputs).")
-    report = inspect_checkpoint(args.model_dir, args.train_file, args.num_chunks, args.batch_size, args.input_length,
-                                args.noise_density, args.mean_noise_span_length, args.seed)
+        raise UserError(
+            "--num_chunks and --batch_size must be at least 2 (the encoder gain borrows another row's inputs)."
+        )
+    report = inspect_checkpoint(
+        args.model_dir,
+        args.train_file,
+        args.num_chunks,
+        args.batch_size,
+        args.input_length,
+        args.noise_density,
+        args.mean_noise_span_length,
+        args.seed,
+    )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -138,7 +170,11 @@ def inspect_command(argv: Sequence[str]) -> int:
 
     rows = [(label, report["model"].get(key, "-"), report["random twin"].get(key, "-")) for key, label in _ROWS]
     s = report["settings"]
-    print_table(f"{args.model_dir}: {s['chunks']} chunks of {s['raw_length']} tokens -> {s['input_length']} inputs / "
-                f"{s['target_length']} targets", ["figure", "model", "random twin"], rows)
+    print_table(
+        f"{args.model_dir}: {s['chunks']} chunks of {s['raw_length']} tokens -> {s['input_length']} inputs / "
+        f"{s['target_length']} targets",
+        ["figure", "model", "random twin"],
+        rows,
+    )
     print(f"{describe_encoder_gain(report['model'].get('encoder_gain')).capitalize()}.")
     return 0

@@ -1,8 +1,9 @@
 """Scores of parsed generations against references, by metric name.
 
 Every score is a float on the 0..1 scale (correlations on -1..1), as the Hugging Face examples report them.
-Generated text is first parsed by the task (:meth:`t5lab.tasks.schema.Task.parse`); a generation that matches
-no label, is not a number, or is empty is *invalid*. Invalid predictions always count as wrong:
+Metric functions see plain predictions and references, never a task: the task's own postprocessing (parsing a
+generation, mapping label words to ids: :func:`t5lab.tasks.scoring.compute_metrics`) is the bridge. A generation
+that matches no label, is not a number, or is empty is *invalid*. Invalid predictions always count as wrong:
 
 * classification: an invalid prediction is the id ``-1``, a class no reference has. It is never correct; binary
   F1 counts it as a negative prediction, macro F1 as a miss of the true class, MCC as an extra predicted class.
@@ -20,18 +21,16 @@ import re
 import string
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from t5lab.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from t5lab.tasks.schema import Task
+from t5lab.errors import ConfigError
 
 INVALID_LABEL = -1
 INVALID_REGRESSION_VALUE = -1.0
@@ -173,6 +172,7 @@ class MetricSpec:
     compute: Callable[[_Scoring], float]
     binary: bool = False  # needs exactly two labels
     grouped: bool = False  # needs the task's group_column
+    greater_is_better: bool = True  # every registered metric is a score; loss and invalid_rate are not metrics here
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -205,6 +205,17 @@ ALIASES = {
 }
 
 
+# Figures reported beside the metrics, where lower is better.
+LOWER_IS_BETTER = frozenset({INVALID_RATE, "loss"})
+
+
+def greater_is_better(metric: str) -> bool:
+    """The direction of a metric, from its spec (``loss`` and ``invalid_rate`` are lower-is-better)."""
+    if metric in LOWER_IS_BETTER:
+        return False
+    return METRICS[metric].greater_is_better if metric in METRICS else True
+
+
 def known_metrics() -> list[str]:
     """Every metric name a task may list (aliases excluded)."""
     return sorted([*METRICS, COMBINED_SCORE])
@@ -216,67 +227,26 @@ def canonical_metric(name: str) -> str | None:
     return name if name in METRICS or name == COMBINED_SCORE else None
 
 
-# --- task level -------------------------------------------------------------------------------------------
+# --- scoring ----------------------------------------------------------------------------------------------
 
 
-def _reference_ids(task: Task, references: Sequence[Any]) -> list[int]:
-    ids = []
-    for reference in references:
-        try:
-            label_id = task.label_to_id(reference)
-        except ValueError as exc:
-            raise DataError(f"reference of task {task.name}: {exc}") from None
-        if label_id == INVALID_LABEL:
-            raise DataError(f"task {task.name}: a reference is unlabeled (-1); score only labeled splits.")
-        ids.append(label_id)
-    return ids
-
-
-def _reference_values(task: Task, references: Sequence[Any]) -> list[float]:
-    try:
-        values = [task.value_to_float(reference) for reference in references]
-    except ValueError as exc:
-        raise DataError(f"reference of task {task.name}: {exc}") from None
-    if any(np.isnan(values)):
-        raise DataError(f"task {task.name}: a reference is unlabeled (NaN); score only labeled splits.")
-    return values
-
-
-def compute_metrics(
-    task: Task, predictions: Sequence[str], references: Sequence[Any], groups: Sequence[Hashable] | None = None
+def score(
+    metrics: Sequence[str],
+    predictions: Sequence[Any],
+    references: Sequence[Any],
+    groups: Sequence[Hashable] | None = None,
+    label_ids: Sequence[int] = (),
+    positive_label: int | None = None,
 ) -> dict[str, float]:
-    """Parse generated strings with ``task`` and return all of its metrics plus ``invalid_rate``.
+    """Compute ``metrics`` (registered names, ``combined_score`` included) on parsed predictions.
 
-    ``references`` are label ids or label words (classification), numbers (regression), or target strings, each
-    optionally a list of acceptable strings (text). ``groups`` (e.g. MultiRC question ids) is needed by
-    group-level metrics.
+    Classification predictions and references are label ids (invalid predictions ``INVALID_LABEL``), regression
+    ones floats, text ones strings (references may be lists of acceptable strings).
     """
-    if len(predictions) != len(references):
-        raise DataError(f"task {task.name}: {len(predictions)} predictions but {len(references)} references.")
-    if not predictions:
-        raise DataError(f"task {task.name}: no predictions to score.")
-    if groups is not None and len(groups) != len(predictions):
-        raise DataError(f"task {task.name}: {len(groups)} groups but {len(predictions)} predictions.")
-    if groups is None and any(METRICS[m].grouped for m in task.metrics if m in METRICS):
-        raise DataError(f"task {task.name}: its metrics need the group of each example (column '{task.group_column}').")
-
-    parsed = [task.parse(p) for p in predictions]
-    invalid_rate = sum(p is None for p in parsed) / len(parsed)
-    if task.kind == "classification":
-        preds = [INVALID_LABEL if p is None else task.label_to_id(p) for p in parsed]
-        refs: list = _reference_ids(task, references)
-    elif task.kind == "regression":
-        preds = [INVALID_REGRESSION_VALUE if p is None else p for p in parsed]
-        refs = _reference_values(task, references)
-    else:
-        preds = ["" if p is None else p for p in parsed]
-        refs = list(references)
-    scoring = _Scoring(preds, refs, groups, sorted(task.labels or {}), task.positive_label)
-
-    results = {name: METRICS[name].compute(scoring) for name in task.metrics if name != COMBINED_SCORE}
-    if COMBINED_SCORE in task.metrics:
+    scoring = _Scoring(list(predictions), list(references), groups, sorted(label_ids), positive_label)
+    results = {name: METRICS[name].compute(scoring) for name in metrics if name != COMBINED_SCORE}
+    if COMBINED_SCORE in metrics:
         results[COMBINED_SCORE] = float(np.mean(list(results.values())))
-    results[INVALID_RATE] = invalid_rate
     return results
 
 
@@ -320,6 +290,8 @@ def glue_average(per_task_results: Mapping[str, Mapping[str, Any]]) -> float:
         if benchmark in ("", "glue") and short in GLUE_MAIN_METRICS:
             scores.append(_glue_task_score(short, results))
     if not scores:
-        raise ConfigError(f"no GLUE task among the results ({', '.join(per_task_results) or 'none'}); "
-                          f"expected some of {', '.join(GLUE_MAIN_METRICS)}.")
+        raise ConfigError(
+            f"no GLUE task among the results ({', '.join(per_task_results) or 'none'}); "
+            f"expected some of {', '.join(GLUE_MAIN_METRICS)}."
+        )
     return float(np.mean(scores))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import matplotlib
 
@@ -13,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from t5lab.evaluation.metrics import glue_average  # noqa: E402
+from t5lab.evaluation.naming import EVAL_PREFIX, split_metric_prefix  # noqa: E402
 
 # Pre-training diagnostics drawn in the second panel of the loss plot, with their legend labels.
 DIAGNOSTIC_CURVES = {
@@ -32,7 +36,9 @@ def plot_loss_curve(log_history: Iterable[dict[str, Any]], path: str | Path, tit
     history = list(log_history)
     train = [(h["step"], h["loss"]) for h in history if "loss" in h]
     evaluation = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
-    diagnostics = {label: [(h["step"], h[key]) for h in history if key in h] for key, label in DIAGNOSTIC_CURVES.items()}
+    diagnostics = {
+        label: [(h["step"], h[key]) for h in history if key in h] for key, label in DIAGNOSTIC_CURVES.items()
+    }
     diagnostics = {label: points for label, points in diagnostics.items() if points}
     fig, axes = plt.subplots(1, 2 if diagnostics else 1, figsize=(13 if diagnostics else 7, 4), squeeze=False)
     ax = axes[0][0]
@@ -63,6 +69,11 @@ def plot_loss_curve(log_history: Iterable[dict[str, Any]], path: str | Path, tit
     return Path(path)
 
 
+def table_console() -> Console:
+    """The terminal's width on a terminal; wide enough for every column when printing to a file or a pipe."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def print_table(title: str, columns: list[str], rows: Iterable[Iterable[Any]], console: Console | None = None) -> None:
     """Print a small table to the terminal."""
     table = Table(title=title)
@@ -71,6 +82,42 @@ def print_table(title: str, columns: list[str], rows: Iterable[Iterable[Any]], c
     for row in rows:
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
     (console or Console()).print(table)
+
+
+def report_evaluation(
+    evaluation_sets: Sequence[Any],
+    predictions: Mapping[str, list[str]],
+    metrics: Mapping[str, float],
+    output_dir: Path,
+    eval_mode: str,
+) -> dict[str, float]:
+    """Write each split's predictions file and print the summary table; returns the GLUE average
+    (``eval_glue_average``) when GLUE tasks were scored, else nothing."""
+    several = len(evaluation_sets) > 1
+    per_task: dict[str, dict[str, dict[str, float]]] = {}
+    for evaluation_set in evaluation_sets:
+        write_predictions(
+            output_dir / "predictions" / f"{evaluation_set.name}.jsonl",
+            evaluation_set,
+            predictions[evaluation_set.name],
+        )
+        prefix = split_metric_prefix(evaluation_set.name, several)
+        per_task.setdefault(evaluation_set.task.name, {})[evaluation_set.split] = {
+            m: metrics[f"{prefix}_{m}"] for m in evaluation_set.task.produced_metrics if f"{prefix}_{m}" in metrics
+        }
+    extra = {}
+    glue = {name: results for name, results in per_task.items() if name.startswith("glue/")}
+    if glue and any(results for results in glue.values()):
+        extra[f"{EVAL_PREFIX}_glue_average"] = glue_average({name.split("/")[1]: r for name, r in glue.items()})
+    rows = [
+        (task, split, metric, value)
+        for task, by_split in per_task.items()
+        for split, values in by_split.items()
+        for metric, value in values.items()
+    ]
+    if rows:
+        print_table(f"Evaluation ({eval_mode})", ["task", "split", "metric", "value"], rows)
+    return extra
 
 
 def write_predictions(path: str | Path, evaluation_set: Any, predictions: list[str]) -> Path:
@@ -87,10 +134,17 @@ def write_predictions(path: str | Path, evaluation_set: Any, predictions: list[s
 
 # GLUE leaderboard file names by (task, split), and the tasks whose submissions use label ids.
 GLUE_SUBMISSION_FILES = {
-    ("cola", "test"): "CoLA.tsv", ("sst2", "test"): "SST-2.tsv", ("mrpc", "test"): "MRPC.tsv",
-    ("stsb", "test"): "STS-B.tsv", ("qqp", "test"): "QQP.tsv", ("mnli", "test_matched"): "MNLI-m.tsv",
-    ("mnli", "test_mismatched"): "MNLI-mm.tsv", ("qnli", "test"): "QNLI.tsv", ("rte", "test"): "RTE.tsv",
-    ("wnli", "test"): "WNLI.tsv", ("ax", "test"): "AX.tsv",
+    ("cola", "test"): "CoLA.tsv",
+    ("sst2", "test"): "SST-2.tsv",
+    ("mrpc", "test"): "MRPC.tsv",
+    ("stsb", "test"): "STS-B.tsv",
+    ("qqp", "test"): "QQP.tsv",
+    ("mnli", "test_matched"): "MNLI-m.tsv",
+    ("mnli", "test_mismatched"): "MNLI-mm.tsv",
+    ("qnli", "test"): "QNLI.tsv",
+    ("rte", "test"): "RTE.tsv",
+    ("wnli", "test"): "WNLI.tsv",
+    ("ax", "test"): "AX.tsv",
 }
 GLUE_NUMERIC_LABELS = {"cola", "sst2", "mrpc", "qqp", "wnli"}
 

@@ -17,8 +17,9 @@ corpus's unigram distribution plus where sentinels go: both lower the loss. Thes
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,14 +38,18 @@ def unigram_log_probs(token_batches: Iterable[np.ndarray], vocab_size: int) -> t
     return torch.from_numpy(np.log(counts / counts.sum())).float()
 
 
-def dataset_unigram_log_probs(dataset: Any, vocab_size: int, max_rows: int = 20_000, batch_rows: int = 2_000) -> torch.Tensor:
+def dataset_unigram_log_probs(
+    dataset: Any, vocab_size: int, max_rows: int = 20_000, batch_rows: int = 2_000
+) -> torch.Tensor:
     """:func:`unigram_log_probs` over the ``input_ids`` of the first ``max_rows`` rows of a packed dataset
     (a map-style dataset, or a streamed one, whose head is read)."""
     if not hasattr(dataset, "__len__"):
         head = itertools.islice(iter(dataset), max_rows)
         return unigram_log_probs((np.asarray(row["input_ids"]) for row in head), vocab_size)
     rows = min(len(dataset), max_rows)
-    batches = (np.asarray(dataset[start:min(start + batch_rows, rows)]["input_ids"]) for start in range(0, rows, batch_rows))
+    batches = (
+        np.asarray(dataset[start : min(start + batch_rows, rows)]["input_ids"]) for start in range(0, rows, batch_rows)
+    )
     return unigram_log_probs(batches, vocab_size)
 
 
@@ -68,7 +73,9 @@ class PretrainingDiagnostics:
         self.sums[name] = self.sums.get(name, 0.0) + float(value)
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], logits: torch.Tensor | None = None) -> None:
+    def update(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor], logits: torch.Tensor | None = None
+    ) -> None:
         """Add one batch; ``logits`` of the true inputs may be passed to save a forward pass."""
         labels = batch["labels"]
         if logits is None:
@@ -88,10 +95,16 @@ class PretrainingDiagnostics:
             self._add("noise_unigram_loss", -table[labels[noise]].sum())
         if labels.shape[0] > 1:  # rolling needs a second row to borrow inputs from
             rolled = {k: v for k, v in batch.items() if k not in ("labels", "input_ids", "attention_mask")}
-            rolled_logits = model(input_ids=batch["input_ids"].roll(1, dims=0), attention_mask=batch["attention_mask"].roll(1, dims=0),
-                                  labels=labels, **rolled).logits
+            rolled_logits = model(
+                input_ids=batch["input_ids"].roll(1, dims=0),
+                attention_mask=batch["attention_mask"].roll(1, dims=0),
+                labels=labels,
+                **rolled,
+            ).logits
             self._add("rolled_tokens", labelled.sum())
-            self._add("rolled_loss_gain", _token_losses(rolled_logits, labels)[labelled].sum() - token_loss[labelled].sum())
+            self._add(
+                "rolled_loss_gain", _token_losses(rolled_logits, labels)[labelled].sum() - token_loss[labelled].sum()
+            )
 
     def merge(self, other_sums: Sequence[dict[str, float]]) -> None:
         """Add the sums of other processes (gathered by the caller)."""
@@ -131,8 +144,14 @@ def describe_encoder_gain(gain: float | None) -> str:
 
 
 @torch.no_grad()
-def encoder_collapse(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], max_length: int = 128,
-                     batch_size: int = 32, max_tokens: int = 4096) -> dict[str, float]:
+def encoder_collapse(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_length: int = 128,
+    batch_size: int = 32,
+    max_tokens: int = 4096,
+) -> dict[str, float]:
     """Mean pairwise cosine similarity of encoder token states and their effective rank.
 
     Token states of the non-padding positions of ``texts`` (up to ``max_tokens``) are collected from the
@@ -142,7 +161,13 @@ def encoder_collapse(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str
     states = []
     collected = 0
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[start:start + batch_size]), max_length=max_length, truncation=True, padding=True, return_tensors="pt")
+        enc = tokenizer(
+            list(texts[start : start + batch_size]),
+            max_length=max_length,
+            truncation=True,
+            padding=True,
+            return_tensors="pt",
+        )
         enc = {k: v.to(model.device) for k, v in enc.items()}
         hidden = model.get_encoder()(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
         states.append(hidden[enc["attention_mask"].bool()].float().cpu())
@@ -168,5 +193,9 @@ def collapse_statistics(states: torch.Tensor) -> dict[str, float]:
     singular = torch.linalg.svdvals(states)
     p = singular / singular.sum()
     effective_rank = float(torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()))
-    return {"mean_token_cosine": round(mean_cosine, 4), "effective_rank": round(effective_rank, 1), "tokens": n,
-            "dimensions": states.shape[1]}
+    return {
+        "mean_token_cosine": round(mean_cosine, 4),
+        "effective_rank": round(effective_rank, 1),
+        "tokens": n,
+        "dimensions": states.shape[1],
+    }

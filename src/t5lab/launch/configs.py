@@ -36,7 +36,9 @@ def _fill_nvme_paths(node: Any, name: str) -> None:
         if key == "nvme_path" and value == "auto":
             path = os.environ.get(NVME_PATH_VARIABLE)
             if not path:
-                raise ConfigError(f"--deepspeed {name} offloads to NVMe: set {NVME_PATH_VARIABLE} to a folder on a local NVMe drive.")
+                raise ConfigError(
+                    f"--deepspeed {name} offloads to NVMe: set {NVME_PATH_VARIABLE} to a folder on a local NVMe drive."
+                )
             node[key] = path
         else:
             _fill_nvme_paths(value, name)
@@ -57,7 +59,8 @@ def _require_async_io(name: str) -> None:
     if not AsyncIOBuilder().is_compatible(verbose=False):
         raise ConfigError(
             f"--deepspeed {name} offloads to NVMe, which needs DeepSpeed's async_io op, and it cannot be built here: "
-            "install libaio (apt install libaio-dev, or conda install libaio) and retry, or use --deepspeed zero3_offload."
+            "install libaio (apt install libaio-dev, or conda install libaio) and retry, "
+            "or use --deepspeed zero3_offload."
         )
 
 
@@ -74,18 +77,23 @@ def load_deepspeed_config(value: str, optim: str) -> dict[str, Any]:
     else:
         path = Path(value)
         if not path.is_file():
-            raise ConfigError(f"--deepspeed {value}: no such file; give a JSON file or one of {', '.join(DEEPSPEED_CONFIGS)}.")
+            raise ConfigError(
+                f"--deepspeed {value}: no such file; give a JSON file or one of {', '.join(DEEPSPEED_CONFIGS)}."
+            )
         source, text = str(path), path.read_text(encoding="utf-8")
     try:
         config = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--deepspeed: {source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).") from None
+        raise ConfigError(
+            f"--deepspeed: {source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
+        ) from None
     if not isinstance(config, dict):
         raise ConfigError(f"--deepspeed: {source} must hold a JSON object.")
     if "optimizer" in config and optim not in _ADAMW_OPTIMIZERS:
         raise ConfigError(
-            f"--deepspeed {value} defines its own optimizer ({config['optimizer'].get('type', '?')}), which would replace "
-            f"--optim {optim}; use --optim adamw_torch with it, or a config without an \"optimizer\" section."
+            f"--deepspeed {value} defines its own optimizer ({config['optimizer'].get('type', '?')}), "
+            "which would replace "
+            f'--optim {optim}; use --optim adamw_torch with it, or a config without an "optimizer" section.'
         )
     _fill_nvme_paths(config, value)
     if _offloads_to_nvme(config):

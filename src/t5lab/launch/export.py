@@ -8,17 +8,21 @@ that ``T5ForConditionalGeneration.from_pretrained`` and ``AutoTokenizer.from_pre
 
 from __future__ import annotations
 
-import argparse
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from t5lab.errors import UserArgumentParser, UserError
 from t5lab.models.presets import new_model
 
 # Files a checkpoint carries besides the weights that a standalone model needs.
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spiece.model",
-                    "added_tokens.json")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "spiece.model",
+    "added_tokens.json",
+)
 
 
 def is_zero_checkpoint(checkpoint: Path) -> bool:
@@ -39,15 +43,19 @@ def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> str:
         try:
             from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
         except ImportError:
-            raise UserError("this is a DeepSpeed ZeRO checkpoint: install deepspeed (pip install 't5lab[deepspeed]').") from None
+            raise UserError(
+                "this is a DeepSpeed ZeRO checkpoint: install deepspeed (pip install 't5lab[deepspeed]')."
+            ) from None
         state_dict = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint))
         # new_model keeps a T5 v1.1 output layer untied, as the run built it (transformers 5 would tie it).
         model = new_model(AutoConfig.from_pretrained(checkpoint))
         missing, unexpected = model.load_state_dict(state_dict, strict=False)
         tied = set(model.all_tied_weights_keys) if hasattr(model, "all_tied_weights_keys") else set()
         if unexpected or set(missing) - tied:
-            raise UserError(f"the ZeRO checkpoint does not match its config.json: missing {sorted(set(missing) - tied)[:3]}, "
-                            f"unexpected {sorted(unexpected)[:3]}.")
+            raise UserError(
+                f"the ZeRO checkpoint does not match its config.json: missing {sorted(set(missing) - tied)[:3]}, "
+                f"unexpected {sorted(unexpected)[:3]}."
+            )
         model.tie_weights()
         source = "DeepSpeed ZeRO shards (fp32 master weights)"
     else:
@@ -63,7 +71,9 @@ def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> str:
 
 def export_command(argv: Sequence[str]) -> int:
     """``t5lab export CHECKPOINT OUTDIR``."""
-    parser = UserArgumentParser(prog="t5lab export", description="Write a checkpoint (DeepSpeed ZeRO or plain) as a plain Hugging Face model.")
+    parser = UserArgumentParser(
+        prog="t5lab export", description="Write a checkpoint (DeepSpeed ZeRO or plain) as a plain Hugging Face model."
+    )
     parser.add_argument("checkpoint", help="a checkpoint folder (e.g. runs/x/checkpoint-2000) or a run's output dir")
     parser.add_argument("output_dir", help="a new or empty folder for the model")
     args = parser.parse_args(list(argv))

@@ -38,7 +38,8 @@ def parameter_count(dims: dict[str, int], vocab_size: int = T5_VOCAB_SIZE) -> in
 
 
 def model_state_bytes(parameters: int, num_gpus: int) -> dict[str, float]:
-    """Bytes per GPU of weights, gradients and optimizer state under DDP, ZeRO-1/2/3 and ZeRO-3 with the optimizer offloaded."""
+    """Bytes per GPU of weights, gradients and optimizer state under DDP, ZeRO-1/2/3 and ZeRO-3 with the
+    optimizer offloaded."""
     p, n = parameters, num_gpus
     return {
         "DDP": (WEIGHT_BYTES + GRADIENT_BYTES + OPTIMIZER_BYTES) * p,

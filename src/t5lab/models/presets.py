@@ -6,11 +6,10 @@ during pre-training. The vocabulary size comes from the tokenizer.
 
 from __future__ import annotations
 
-import os
-
 import torch
 from transformers import AutoConfig, PreTrainedTokenizerBase, T5Config, T5ForConditionalGeneration
 
+from t5lab.data.hub import is_offline
 from t5lab.errors import ConfigError
 
 # One table of sizes. Parameters with T5's 32,128-row vocabulary: tiny 6.1M, mini 17.7M, small 60.5M,
@@ -64,8 +63,16 @@ def new_model(config: T5Config) -> T5ForConditionalGeneration:
     if v1_1:
         model.set_input_embeddings(model.shared)
         with torch.no_grad():
-            model.lm_head.weight.normal_(mean=0.0, std=config.d_model ** -0.5)
+            model.lm_head.weight.normal_(mean=0.0, std=config.d_model**-0.5)
     return model
+
+
+def set_dropout(model: T5ForConditionalGeneration, rate: float) -> None:
+    """Set every dropout layer of ``model`` (and its config, so that it is saved) to ``rate``."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = rate
+    model.config.dropout_rate = rate
 
 
 def build_model(
@@ -80,11 +87,17 @@ def build_model(
     if model_name_or_path:
         try:
             model = T5ForConditionalGeneration.from_pretrained(
-                model_name_or_path, cache_dir=cache_dir, revision=revision, trust_remote_code=trust_remote_code, use_safetensors=None
+                model_name_or_path,
+                cache_dir=cache_dir,
+                revision=revision,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=None,
             )
         except (OSError, ValueError) as exc:
-            offline = " (the hub is offline here: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
-            raise ConfigError(f"cannot load model '{model_name_or_path}'{offline}: {str(exc).splitlines()[0]}") from None
+            offline = " (the hub is offline here: HF_HUB_OFFLINE is set)" if is_offline() else ""
+            raise ConfigError(
+                f"cannot load model '{model_name_or_path}'{offline}: {str(exc).splitlines()[0]}"
+            ) from None
         if model.config.vocab_size < len(tokenizer):
             raise ConfigError(
                 f"the tokenizer has {len(tokenizer)} tokens but model '{model_name_or_path}' only "
@@ -96,7 +109,9 @@ def build_model(
             config = preset_config(name, tokenizer)
         else:
             try:
-                config = AutoConfig.from_pretrained(name, cache_dir=cache_dir, revision=revision, trust_remote_code=trust_remote_code)
+                config = AutoConfig.from_pretrained(
+                    name, cache_dir=cache_dir, revision=revision, trust_remote_code=trust_remote_code
+                )
             except (OSError, ValueError):
                 raise ConfigError(f"unknown preset or config '{name}'; presets: {', '.join(PRESETS)}.") from None
             config.vocab_size = padded_vocab_size(tokenizer)

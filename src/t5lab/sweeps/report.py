@@ -4,17 +4,16 @@ values, timeline)."""
 
 from __future__ import annotations
 
-import sys
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from rich.console import Console
 
 from t5lab.errors import ConfigError
-from t5lab.evaluation.outputs import print_table
+from t5lab.evaluation.outputs import print_table, table_console
 
 PLOTS: dict[str, str] = {  # file name -> optuna.visualization.matplotlib function
     "optimization_history": "plot_optimization_history",
@@ -24,11 +23,6 @@ PLOTS: dict[str, str] = {  # file name -> optuna.visualization.matplotlib functi
     "intermediate_values": "plot_intermediate_values",
     "timeline": "plot_timeline",
 }
-
-
-def table_console() -> Console:
-    """The terminal's width on a terminal; wide enough for every column when printing to a file or a pipe."""
-    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _metric(study: optuna.Study) -> str:
@@ -65,8 +59,10 @@ def print_summary(study: optuna.Study) -> None:
         print("No trial has completed yet.")
         return
     params = ", ".join(f"{k}={v}" for k, v in best.params.items())
-    print(f"Best: trial {best.number}, eval/{_metric(study)} = {best.value:.6g} ({params}); "
-          f"output: {best.user_attrs.get('output_dir', '-')}")
+    print(
+        f"Best: trial {best.number}, eval/{_metric(study)} = {best.value:.6g} ({params}); "
+        f"output: {best.user_attrs.get('output_dir', '-')}"
+    )
 
 
 def write_plots(study: optuna.Study, folder: str | Path) -> list[Path]:
@@ -101,11 +97,11 @@ def write_plots(study: optuna.Study, folder: str | Path) -> list[Path]:
 
 def report_command(argv: Sequence[str]) -> int:
     """``t5lab sweep report [STUDY|FILE.yaml] [--study NAME] [--storage URL] [--output_dir DIR] [--plots DIR]``."""
-    from t5lab.config import ArgumentParser
-    from t5lab.sweeps.runner import locations, study_folder
+    from t5lab.errors import UserArgumentParser
+    from t5lab.sweeps.layout import locations, study_folder
     from t5lab.sweeps.wandb_yaml import load_sweep
 
-    parser = ArgumentParser([], prog="t5lab sweep report", description="Trials table, best trial and plots of a sweep.")
+    parser = UserArgumentParser(prog="t5lab sweep report", description="Trials table, best trial and plots of a sweep.")
     parser.add_argument("study", nargs="?", help="Study name or sweep file (default: the storage's only study).")
     parser.add_argument("--study", dest="study_name", help="Study name (the same as giving it first).")
     parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUTPUT_DIR/optuna.db).")
@@ -114,15 +110,18 @@ def report_command(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     is_file = bool(args.study) and args.study.endswith((".yaml", ".yml")) and Path(args.study).is_file()
     spec = load_sweep(args.study) if is_file else None
-    root, url, name = locations(spec, args.output_dir, args.storage, args.study_name or (None if is_file else args.study))
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+    root, url, name = locations(
+        spec, args.output_dir, args.storage, args.study_name or (None if is_file else args.study)
+    )
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
         raise ConfigError(f"no sweep storage at {url}; give --storage or --output_dir as used by t5lab sweep.")
     names = optuna.study.get_all_study_names(storage=url)
     if name is None and len(names) == 1:
         name = names[0]
     if name not in names:
-        raise ConfigError(f"no study {'named ' + repr(name) + ' ' if name else ''}in {url}; "
-                          f"studies: {', '.join(names) or 'none'}.")
+        raise ConfigError(
+            f"no study {'named ' + repr(name) + ' ' if name else ''}in {url}; studies: {', '.join(names) or 'none'}."
+        )
     study = optuna.load_study(study_name=name, storage=url)
     print_summary(study)
     plots = write_plots(study, args.plots or study_folder(root, name) / "plots")

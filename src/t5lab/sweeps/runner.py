@@ -15,30 +15,30 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from t5lab.errors import ConfigError, UserError
+from t5lab.errors import ConfigError
 from t5lab.sweeps import wandb_yaml
+from t5lab.sweeps.layout import locations, study_folder, worker_environments
 from t5lab.sweeps.trial import TrialFailed, check_metric, evaluations, expand_command, read_objective
 from t5lab.sweeps.wandb_yaml import SweepSpec
 from t5lab.training.checkpointing import PREEMPTION_SIGNALS, Preempted
 
 console = Console(stderr=True, soft_wrap=True)
-DEFAULT_OUTPUT_DIR = Path("runs/sweeps")
 DEFAULT_TRIALS = 20
 POLL_SECONDS = 1.0  # how often a running trial's logged evaluations are read (for pruning)
 HEARTBEAT_SECONDS = 60  # a trial whose worker is silent for two of these is failed and queued again
@@ -48,55 +48,61 @@ STOP_SECONDS = 90
 MAX_RETRIES = 3
 
 
-def locations(spec: SweepSpec | None, output_dir: str | None, storage: str | None, study: str | None) -> tuple[Path, str, str | None]:
-    """The sweep's output root, storage URL and study name, from the flags, else the sweep file, else defaults.
-
-    A sweep file's ``output_dir`` parameter (a constant) is its output root.
-    """
-    root = Path(output_dir or (spec.fixed.get("output_dir") if spec else None) or DEFAULT_OUTPUT_DIR)
-    url = storage or f"sqlite:///{(root / 'optuna.db').resolve()}"
-    return root, url, study or (spec.name if spec else None)
-
-
-def study_folder(root: Path, study_name: str) -> Path:
-    """Where a study's trials write: ``ROOT/STUDY`` (the name made safe for a path)."""
-    return root / (re.sub(r"[^A-Za-z0-9_.-]+", "-", study_name).strip("-") or "sweep")
-
-
 def open_storage(url: str) -> RDBStorage:
     """An Optuna RDB storage with heartbeats, so that trials of dead workers are failed and retried."""
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are stable in practice since Optuna 2.9
-            return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES))
+            return RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+            )
     except Exception as exc:  # SQLAlchemy's URL, driver and connection errors have no common base
         raise ConfigError(f"--storage {url}: {str(exc).splitlines()[0]}") from None
 
 
 def _fingerprint(spec: SweepSpec) -> dict[str, Any]:
     """What makes two sweep files the same study; JSON round-tripped as Optuna stores it."""
-    return json.loads(json.dumps({"method": spec.method, "metric": spec.metric_name, "goal": spec.goal,
-                                  "parameters": spec.parameters, "command": spec.command, "program": spec.program,
-                                  "early_terminate": spec.early_terminate}))
+    return json.loads(
+        json.dumps(
+            {
+                "method": spec.method,
+                "metric": spec.metric_name,
+                "goal": spec.goal,
+                "parameters": spec.parameters,
+                "command": spec.command,
+                "program": spec.program,
+                "early_terminate": spec.early_terminate,
+            }
+        )
+    )
 
 
 def open_study(spec: SweepSpec, storage: RDBStorage, name: str, space: dict[str, BaseDistribution]) -> optuna.Study:
     """Create the study, or load it when it exists; a study made from a different sweep is refused."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)  # TPE's constant_liar
-        study = optuna.create_study(storage=storage, study_name=name, direction=spec.goal, load_if_exists=True,
-                                    sampler=wandb_yaml.sampler(spec, space), pruner=wandb_yaml.pruner(spec))
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=spec.goal,
+            load_if_exists=True,
+            sampler=wandb_yaml.sampler(spec, space),
+            pruner=wandb_yaml.pruner(spec),
+        )
     saved, current = study.user_attrs.get("sweep"), _fingerprint(spec)
     if saved is None:
         study.set_user_attr("sweep", current)
         study.set_user_attr("sweep_file", str(spec.path.resolve()))
     elif saved != current:
         differing = ", ".join(sorted(k for k in current if saved.get(k) != current[k]))
-        raise ConfigError(f"study '{name}' in {storage.url} was made from a different sweep (differs: {differing}); "
-                          "give another --study name or another --storage.")
+        raise ConfigError(
+            f"study '{name}' in {storage.url} was made from a different sweep (differs: {differing}); "
+            "give another --study name or another --storage."
+        )
     return study
 
 
@@ -105,28 +111,6 @@ def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> 
         return trial.suggest_categorical(name, distribution.choices)
     suggest = trial.suggest_float if isinstance(distribution, FloatDistribution) else trial.suggest_int
     return suggest(name, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
-
-
-def worker_environments(workers: int) -> list[dict[str, str]]:
-    """Each worker's environment: its own GPU when there are GPUs, else a share of the CPU threads."""
-    if workers == 1:
-        return [dict(os.environ)]
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        gpus = [d.strip() for d in visible.split(",") if d.strip()]
-    else:
-        import torch
-
-        gpus = [str(i) for i in range(torch.cuda.device_count())]
-    environments = []
-    for index in range(workers):
-        env = dict(os.environ)
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
-        else:  # K trainings on the same cores: without this each takes all of them and they thrash
-            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
-        environments.append(env)
-    return environments
 
 
 def _terminate(process: subprocess.Popen) -> None:
@@ -178,8 +162,16 @@ class _Interrupted(Exception):
 class SweepRunner:
     """K workers sharing one study: each creates a trial while the study is short of ``trials``, runs it, repeats."""
 
-    def __init__(self, spec: SweepSpec, study: optuna.Study, space: dict[str, BaseDistribution], trial_root: Path,
-                 trials: int, workers: int, requeue: Callable[[optuna.Study, FrozenTrial], None]) -> None:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        study: optuna.Study,
+        space: dict[str, BaseDistribution],
+        trial_root: Path,
+        trials: int,
+        workers: int,
+        requeue: Callable[[optuna.Study, FrozenTrial], None],
+    ) -> None:
         self.spec, self.study, self.space, self.trial_root, self.requeue = spec, study, space, trial_root, requeue
         self.trials, self.workers = trials, workers
         self.fixed = {k: v for k, v in spec.fixed.items() if k != "output_dir"}
@@ -213,8 +205,10 @@ class SweepRunner:
             self.stopping.set()
             _wait_for(threads)
             if isinstance(stop, _PreemptionSignal):
-                raise Preempted(f"stopped by {stop.signal_name}; the running trials are queued again and resume from their "
-                                "checkpoints: rerun (requeue) the same command to continue the sweep.") from None
+                raise Preempted(
+                    f"stopped by {stop.signal_name}; the running trials are queued again and resume from their "
+                    "checkpoints: rerun (requeue) the same command to continue the sweep."
+                ) from None
             raise
         finally:
             for signum, handler in previous.items():
@@ -226,7 +220,8 @@ class SweepRunner:
         trials = self.study.get_trials(deepcopy=False)
         done = [t.value for t in trials if t.state == TrialState.COMPLETE]
         if self.spec.target is not None and any(
-                v >= self.spec.target if self.spec.goal == "maximize" else v <= self.spec.target for v in done):
+            v >= self.spec.target if self.spec.goal == "maximize" else v <= self.spec.target for v in done
+        ):
             return False
         if any(t.state == TrialState.WAITING for t in trials):
             return True  # trials queued again after an interruption run first
@@ -263,8 +258,12 @@ class SweepRunner:
         output_dir = Path(trial.user_attrs.get("output_dir") or self.trial_root / f"trial-{trial.number:04d}")
         trial.set_user_attr("output_dir", str(output_dir))
         output_dir.parent.mkdir(parents=True, exist_ok=True)
-        argv = expand_command(self.spec.command, {**self.fixed, **params, "output_dir": str(output_dir)},
-                              self.spec.program, output_dir.with_name(f"{output_dir.name}.args.json"))
+        argv = expand_command(
+            self.spec.command,
+            {**self.fixed, **params, "output_dir": str(output_dir)},
+            self.spec.program,
+            output_dir.with_name(f"{output_dir.name}.args.json"),
+        )
         trial.set_user_attr("command", argv)
         log = output_dir.with_name(f"{output_dir.name}.log")
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
@@ -282,14 +281,17 @@ class SweepRunner:
         except optuna.TrialPruned as pruned:
             console.print(f"trial {trial.number} pruned: {pruned}")
             raise
-        console.print(f"trial {trial.number} finished in {time.monotonic() - start:.1f} s: {self.spec.metric} = {value:.4g}")
+        console.print(
+            f"trial {trial.number} finished in {time.monotonic() - start:.1f} s: {self.spec.metric} = {value:.4g}"
+        )
         return value
 
     def _run(self, trial: optuna.Trial, argv: list[str], env: dict[str, str], log: Path, output_dir: Path) -> int:
         """Run the trial's program, reporting each evaluation it logs to the pruner; its exit code."""
         with log.open("a", encoding="utf-8") as out:  # "a": a resumed trial's log keeps its first part
-            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                       start_new_session=True)  # its own process group: Ctrl-C is ours to pass on
+            process = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            )  # its own process group: Ctrl-C is ours to pass on
         try:
             reported = 0
             while True:
@@ -310,8 +312,14 @@ class SweepRunner:
             _terminate(process)
 
 
-def run_sweep(spec: SweepSpec, trials: int | None = None, workers: int = 1, storage: str | None = None,
-              study_name: str | None = None, output_dir: str | None = None) -> optuna.Study:
+def run_sweep(
+    spec: SweepSpec,
+    trials: int | None = None,
+    workers: int = 1,
+    storage: str | None = None,
+    study_name: str | None = None,
+    output_dir: str | None = None,
+) -> optuna.Study:
     """Validate the sweep (metric included) before anything runs, then run its missing trials; returns the study."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}.")
@@ -328,50 +336,11 @@ def run_sweep(spec: SweepSpec, trials: int | None = None, workers: int = 1, stor
     storage = open_storage(url)
     study = open_study(spec, storage, name, space)
     counted = len([t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING])
-    console.print(f"Sweep '{name}' ({spec.method}, {spec.goal} {spec.metric}): {counted} of {budget} trials in {url}; "
-                  f"{workers} worker(s); trial outputs in {study_folder(root, name)}")
+    console.print(
+        f"Sweep '{name}' ({spec.method}, {spec.goal} {spec.metric}): {counted} of {budget} trials in {url}; "
+        f"{workers} worker(s); trial outputs in {study_folder(root, name)}"
+    )
     # An interrupted trial is queued again the way Optuna queues the trial of a dead worker.
     requeue = storage.get_heartbeat_stale_trial_callback()
     SweepRunner(spec, study, space, study_folder(root, name), budget, workers, requeue).run()
     return study
-
-
-def sweep_command(argv: Sequence[str]) -> int:
-    """``t5lab sweep FILE.yaml [...]``, ``t5lab sweep report [...]`` (and ``t5lab sweep trial``, run by W&B agents)."""
-    from t5lab.config import ArgumentParser
-
-    if argv and argv[0] == "report":
-        from t5lab.sweeps.report import report_command
-
-        return report_command(argv[1:])
-    if argv and argv[0] == "trial":
-        from t5lab.sweeps.wandb_backend import trial_command
-
-        return trial_command(argv[1:])
-    parser = ArgumentParser([], prog="t5lab sweep", description=(
-        "Run a hyperparameter sweep from a W&B sweep YAML (or t5lab's native form). "
-        "`t5lab sweep report [STUDY|FILE.yaml]` shows its results."))
-    parser.add_argument("file", help="The sweep YAML.")
-    parser.add_argument("--backend", choices=("optuna", "wandb"), default="optuna",
-                        help="optuna (default: local, no account) or wandb (a W&B sweep with local agents).")
-    parser.add_argument("--trials", type=int, help="Trials in the whole study (default: run_cap, the grid's size, or 20).")
-    parser.add_argument("--workers", type=int, default=1, help="Trials running at once on this machine (default 1).")
-    parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUTPUT_DIR/optuna.db).")
-    parser.add_argument("--study", help="Study name (default: the sweep's name, else the file's name).")
-    parser.add_argument("--output_dir", help=f"Where trials write (default: the output_dir parameter, else {DEFAULT_OUTPUT_DIR}).")
-    args = parser.parse_args(list(argv))
-    spec = wandb_yaml.load_sweep(args.file)
-    if args.trials is not None and args.trials < 1:
-        raise ConfigError(f"--trials must be at least 1, got {args.trials}.")
-    if args.backend == "wandb":
-        from t5lab.sweeps.wandb_backend import run_wandb_sweep
-
-        run_wandb_sweep(spec, args.trials, args.workers, args.output_dir)
-        return 0
-    from t5lab.sweeps.report import print_summary
-
-    study = run_sweep(spec, args.trials, args.workers, args.storage, args.study, args.output_dir)
-    print_summary(study)
-    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
-        raise UserError(f"no trial of study '{study.study_name}' completed; see the trial logs.")
-    return 0

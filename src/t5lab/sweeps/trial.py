@@ -25,8 +25,9 @@ class TrialFailed(Exception):
     """A trial ended without a value: its program failed, or wrote no value of the metric."""
 
 
-def expand_command(template: tuple[str, ...], args: dict[str, Any], program: str | None,
-                   args_json_file: Path | None = None) -> list[str]:
+def expand_command(
+    template: tuple[str, ...], args: dict[str, Any], program: str | None, args_json_file: Path | None = None
+) -> list[str]:
     """The argument list of a trial: W&B's macros expanded with this trial's ``args``, as W&B's agent does.
 
     ``${interpreter}`` is the Python running t5lab (W&B's agent uses ``python``), so trials use its environment.
@@ -39,7 +40,9 @@ def expand_command(template: tuple[str, ...], args: dict[str, Any], program: str
         "${args}": [f"--{k}={v}" for k, v in pairs],
         "${args_no_equals}": [item for k, v in pairs for item in (f"--{k}", v)],
         "${args_no_hyphens}": [f"{k}={v}" for k, v in pairs],
-        "${args_no_boolean_flags}": [f"--{k}" if v is True else f"--{k}={v}" for k, v in args.items() if v is not False],
+        "${args_no_boolean_flags}": [
+            f"--{k}" if v is True else f"--{k}={v}" for k, v in args.items() if v is not False
+        ],
         "${args_json}": [json.dumps(args)],
         "${args_json_file}": [str(args_json_file or "")],
         "${args_append_hydra}": [f"+{k}={v}" for k, v in pairs],
@@ -75,13 +78,16 @@ def _trial_settings(spec: SweepSpec) -> dict[str, list[Any]]:
         data = read_yaml(Path(config), "config file") or {}
         settings.update({key: [value] for key, value in data.items()} if isinstance(data, dict) else {})
     for name, parameter in spec.parameters.items():
-        settings[name] = [parameter["value"]] if parameter["distribution"] == "constant" else parameter.get("values", [])
+        settings[name] = (
+            [parameter["value"]] if parameter["distribution"] == "constant" else parameter.get("values", [])
+        )
     return settings
 
 
 def finetune_metrics(task: str, task_file: str | None = None, validation_file: str | None = None) -> list[str]:
     """The eval metrics ``t5lab finetune --task TASK`` writes (without ``eval_``)."""
-    from t5lab.training.finetune import produced_metrics, task_list
+    from t5lab.evaluation.naming import produced_metrics
+    from t5lab.tasks.examples import task_list
 
     return produced_metrics(task_list(task, task_file), validation_file)[0]
 
@@ -97,15 +103,19 @@ def check_metric(spec: SweepSpec) -> None:
     elif command == "finetune":
         settings = _trial_settings(spec)
         if not settings.get("task"):
-            raise ConfigError("the sweep runs t5lab finetune but sets no task; add task: {value: glue/sst2} to parameters.")
+            raise ConfigError(
+                "the sweep runs t5lab finetune but sets no task; add task: {value: glue/sst2} to parameters."
+            )
         file, validation = (settings.get(key, [None])[0] for key in ("task_file", "validation_file"))
         produced = {task: finetune_metrics(str(task), file, validation) for task in settings["task"]}
     else:
         return
     for what, metrics in produced.items():
         if spec.metric_name not in metrics:
-            raise ConfigError(f"metric '{spec.metric}' is not produced by {what}; "
-                              f"choose one of {', '.join('eval/' + m for m in metrics)}.")
+            raise ConfigError(
+                f"metric '{spec.metric}' is not produced by {what}; "
+                f"choose one of {', '.join('eval/' + m for m in metrics)}."
+            )
 
 
 def read_objective(output_dir: Path, metric: str) -> float:

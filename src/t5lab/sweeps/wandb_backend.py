@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rich.console import Console
 
 from t5lab.errors import ConfigError, UserError
-from t5lab.sweeps.runner import locations, study_folder, worker_environments
+from t5lab.sweeps.layout import locations, study_folder, worker_environments
 from t5lab.sweeps.trial import check_metric, expand_command
 from t5lab.sweeps.wandb_yaml import SweepSpec, load_sweep
 
@@ -30,18 +31,38 @@ def to_wandb_config(spec: SweepSpec, trial_root: Path, trials: int | None = None
     report_to = spec.fixed.get("report_to")
     if report_to is not None and "wandb" not in str(report_to):
         raise ConfigError(f"report_to is {report_to}: the wandb backend reads the metric from W&B; include wandb.")
-    parameters = {name: {k: v for k, v in p.items() if v is not None}  # W&B's schema rejects nulls
-                  for name, p in spec.parameters.items() if name != "output_dir"}
+    parameters = {
+        name: {k: v for k, v in p.items() if v is not None}  # W&B's schema rejects nulls
+        for name, p in spec.parameters.items()
+        if name != "output_dir"
+    }
     metric = {"name": f"eval/{spec.metric_name}", "goal": spec.goal}
     if spec.target is not None:
         metric["target"] = spec.target
     config: dict[str, Any] = {
-        "name": spec.name, "method": spec.method, "metric": metric, "parameters": parameters,
-        "command": ["${env}", "${interpreter}", "-m", "t5lab", "sweep", "trial", str(spec.path.resolve()),
-                    f"--output_dir={trial_root.resolve()}", "--", "${args}"],
+        "name": spec.name,
+        "method": spec.method,
+        "metric": metric,
+        "parameters": parameters,
+        "command": [
+            "${env}",
+            "${interpreter}",
+            "-m",
+            "t5lab",
+            "sweep",
+            "trial",
+            str(spec.path.resolve()),
+            f"--output_dir={trial_root.resolve()}",
+            "--",
+            "${args}",
+        ],
     }
-    optional = {"program": spec.program, "description": spec.description, "early_terminate": spec.early_terminate,
-                "run_cap": trials or spec.run_cap}
+    optional = {
+        "program": spec.program,
+        "description": spec.description,
+        "early_terminate": spec.early_terminate,
+        "run_cap": trials or spec.run_cap,
+    }
     config.update({key: value for key, value in optional.items() if value is not None})
     return config
 
@@ -70,7 +91,7 @@ def trial_command(argv: Sequence[str]) -> int:
         raise UserError("t5lab sweep trial is run by a W&B agent (WANDB_RUN_ID is not set); use t5lab sweep FILE.")
     trial_root = Path(argv[1].split("=", 1)[1])
     trial_root.mkdir(parents=True, exist_ok=True)
-    command = trial_argv(load_sweep(argv[0]), argv[argv.index("--") + 1:], trial_root, run_id)
+    command = trial_argv(load_sweep(argv[0]), argv[argv.index("--") + 1 :], trial_root, run_id)
     os.execvp(command[0], command)  # the agent watches this process: it must be the trial itself
     return 0  # not reached
 
@@ -89,7 +110,14 @@ def run_wandb_sweep(spec: SweepSpec, trials: int | None, workers: int, output_di
     sweep_id = wandb.sweep(to_wandb_config(spec, study_folder(root, name), trials), project=project, entity=spec.entity)
     path = "/".join(part for part in (spec.entity, project, sweep_id) if part)
     console.print(f"W&B sweep {path}; add agents anywhere with: wandb agent {path}")
-    agents = [subprocess.Popen([sys.executable, "-m", "wandb", "agent", path], env=env) for env in worker_environments(workers)] if workers else []
+    agents = (
+        [
+            subprocess.Popen([sys.executable, "-m", "wandb", "agent", path], env=env)
+            for env in worker_environments(workers)
+        ]
+        if workers
+        else []
+    )
     try:
         for agent in agents:
             agent.wait()

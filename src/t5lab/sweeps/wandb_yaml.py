@@ -29,18 +29,42 @@ import optuna
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from t5lab.errors import ConfigError
+from t5lab.errors import ConfigError, yaml_error
+from t5lab.evaluation.naming import strip_eval_prefix
 
 METHODS = ("bayes", "random", "grid")
 GOALS = ("maximize", "minimize")
-TOP_LEVEL_KEYS = ("program", "command", "config", "method", "metric", "parameters", "early_terminate", "run_cap",
-                  "name", "description", "project", "entity")
+TOP_LEVEL_KEYS = (
+    "program",
+    "command",
+    "config",
+    "method",
+    "metric",
+    "parameters",
+    "early_terminate",
+    "run_cap",
+    "name",
+    "description",
+    "project",
+    "entity",
+)
 NATIVE_COMMANDS = ("finetune", "pretrain")
 # W&B's default when a sweep gives only a program.
 DEFAULT_COMMAND = ("${env}", "${interpreter}", "${program}", "${args}")
 # W&B's command macros. Like W&B's agent, a macro is a whole item of the command list, except ${envvar:NAME}.
-MACROS = ("${env}", "${interpreter}", "${program}", "${args}", "${args_no_equals}", "${args_no_hyphens}",
-          "${args_no_boolean_flags}", "${args_json}", "${args_json_file}", "${args_append_hydra}", "${args_override_hydra}")
+MACROS = (
+    "${env}",
+    "${interpreter}",
+    "${program}",
+    "${args}",
+    "${args_no_equals}",
+    "${args_no_hyphens}",
+    "${args_no_boolean_flags}",
+    "${args_json}",
+    "${args_json_file}",
+    "${args_append_hydra}",
+    "${args_override_hydra}",
+)
 ENVVAR_MACRO = re.compile(r"\$\{envvar:([A-Za-z0-9_]*)\}")
 HYPERBAND_KEYS = ("type", "min_iter", "max_iter", "s", "eta")
 
@@ -98,12 +122,13 @@ class SweepSpec:
 
 
 def metric_name(name: str) -> str:
-    """``eval/f1`` (as W&B shows HF metrics), ``eval_f1`` (as eval_results.json has it) or ``f1`` -> ``f1``."""
-    for prefix in ("eval/", "eval_"):
-        if name.startswith(prefix):
-            return name[len(prefix):]
+    """The metric a sweep optimizes, without its prefix (see :func:`t5lab.evaluation.naming.strip_eval_prefix`)."""
+    if strip_eval_prefix(name) != name:
+        return strip_eval_prefix(name)
     if "/" in name:
-        raise ConfigError(f"metric '{name}': a sweep optimizes an evaluation metric, e.g. eval/{name.rpartition('/')[2]}.")
+        raise ConfigError(
+            f"metric '{name}': a sweep optimizes an evaluation metric, e.g. eval/{name.rpartition('/')[2]}."
+        )
     return name
 
 
@@ -130,7 +155,11 @@ def _infer_distribution(name: str, raw: dict[str, Any]) -> str:
     if "values" in raw:
         return "categorical"
     if "min" in raw and "max" in raw:
-        return "int_uniform" if all(isinstance(raw[k], int) and not isinstance(raw[k], bool) for k in ("min", "max")) else "uniform"
+        return (
+            "int_uniform"
+            if all(isinstance(raw[k], int) and not isinstance(raw[k], bool) for k in ("min", "max"))
+            else "uniform"
+        )
     raise ConfigError(f"parameter '{name}' needs value, values, min and max, or a distribution.")
 
 
@@ -203,10 +232,14 @@ def _command(data: dict[str, Any], folder: Path) -> tuple[tuple[str, ...], str |
     command, program, config = data.get("command"), data.get("program"), data.get("config")
     if isinstance(command, str):  # native form
         if command not in NATIVE_COMMANDS:
-            raise ConfigError(f"command '{command}': the native form runs a t5lab command ({', '.join(NATIVE_COMMANDS)}); "
-                              "W&B's form takes a list such as [${{env}}, ${{interpreter}}, ${{program}}, ${{args}}].")
+            raise ConfigError(
+                f"command '{command}': the native form runs a t5lab command ({', '.join(NATIVE_COMMANDS)}); "
+                "W&B's form takes a list such as [${{env}}, ${{interpreter}}, ${{program}}, ${{args}}]."
+            )
         if program is not None:
-            raise ConfigError("program: the native form (command: finetune|pretrain) runs t5lab itself; remove program.")
+            raise ConfigError(
+                "program: the native form (command: finetune|pretrain) runs t5lab itself; remove program."
+            )
         head = ("${interpreter}", "-m", "t5lab", command)
         if config is None:
             return (*head, "${args}"), None
@@ -215,8 +248,10 @@ def _command(data: dict[str, Any], folder: Path) -> tuple[tuple[str, ...], str |
             raise ConfigError(f"config: {config_path} does not exist.")
         return (*head, f"--config={config_path}", "${args}"), None
     if config is not None:
-        raise ConfigError("config: only the native form (command: finetune|pretrain) takes a t5lab config; "
-                          "with a command list, give --config as a parameter {value: FILE}.")
+        raise ConfigError(
+            "config: only the native form (command: finetune|pretrain) takes a t5lab config; "
+            "with a command list, give --config as a parameter {value: FILE}."
+        )
     if command is None:
         if program is None:
             raise ConfigError("a sweep needs a program (W&B form) or command: finetune|pretrain (native form).")
@@ -226,8 +261,10 @@ def _command(data: dict[str, Any], folder: Path) -> tuple[tuple[str, ...], str |
     command = tuple(str(c) for c in command)
     for token in command:
         if token not in MACROS and "${" in ENVVAR_MACRO.sub("", token):
-            raise ConfigError(f"command: '{token}' is not a W&B macro: a macro is a whole item of the list "
-                              f"({', '.join(MACROS)}) or ${{envvar:NAME}}.")
+            raise ConfigError(
+                f"command: '{token}' is not a W&B macro: a macro is a whole item of the list "
+                f"({', '.join(MACROS)}) or ${{envvar:NAME}}."
+            )
     if "${program}" in command and program is None:
         raise ConfigError("command uses ${program} but the sweep has no program.")
     return command, (str(program) if program is not None else None)
@@ -240,9 +277,7 @@ def read_yaml(path: Path, what: str) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{what} {path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}.") from None
+        raise yaml_error(what, path, exc) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{what} {path} is not UTF-8 text.") from None
 
@@ -260,21 +295,35 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
     if "metric" not in data:
-        raise ConfigError("metric is required: the trials' evaluation metric, e.g. {name: eval/accuracy, goal: maximize}.")
+        raise ConfigError(
+            "metric is required: the trials' evaluation metric, e.g. {name: eval/accuracy, goal: maximize}."
+        )
     metric, goal, target = _parse_metric(data["metric"])
     raw_parameters = data.get("parameters")
     if not isinstance(raw_parameters, dict) or not raw_parameters:
-        raise ConfigError("parameters must be a mapping of flag names to specs, e.g. learning_rate: {values: [1e-4, 3e-4]}.")
+        raise ConfigError(
+            "parameters must be a mapping of flag names to specs, e.g. learning_rate: {values: [1e-4, 3e-4]}."
+        )
     parameters = {str(name): parse_parameter(str(name), raw) for name, raw in raw_parameters.items()}
     command, program = _command(data, path.parent)
     run_cap = data.get("run_cap")
     if run_cap is not None and (not isinstance(run_cap, int) or isinstance(run_cap, bool) or run_cap < 1):
         raise ConfigError(f"run_cap must be a positive integer, got {run_cap!r}.")
     return SweepSpec(
-        path=path, name=str(data.get("name") or path.stem), method=method, metric=metric, goal=goal,
-        parameters=parameters, command=command, program=program, target=target,
-        early_terminate=_parse_early_terminate(data.get("early_terminate")), run_cap=run_cap,
-        project=data.get("project"), entity=data.get("entity"), description=data.get("description"),
+        path=path,
+        name=str(data.get("name") or path.stem),
+        method=method,
+        metric=metric,
+        goal=goal,
+        parameters=parameters,
+        command=command,
+        program=program,
+        target=target,
+        early_terminate=_parse_early_terminate(data.get("early_terminate")),
+        run_cap=run_cap,
+        project=data.get("project"),
+        entity=data.get("entity"),
+        description=data.get("description"),
     )
 
 
@@ -287,10 +336,14 @@ def optuna_distribution(name: str, spec: dict[str, Any]) -> BaseDistribution:
     try:
         if kind == "categorical":
             if spec.get("probabilities") is not None:
-                raise ConfigError(f"parameter '{name}': probabilities (weighted choices) have no Optuna equivalent; "
-                                  "remove them, or run with --backend wandb.")
+                raise ConfigError(
+                    f"parameter '{name}': probabilities (weighted choices) have no Optuna equivalent; "
+                    "remove them, or run with --backend wandb."
+                )
             if not all(v is None or isinstance(v, (bool, int, float, str)) for v in spec["values"]):
-                raise ConfigError(f"parameter '{name}': values must be numbers, strings or booleans (flags take one value).")
+                raise ConfigError(
+                    f"parameter '{name}': values must be numbers, strings or booleans (flags take one value)."
+                )
             return CategoricalDistribution(spec["values"])
         if kind == "int_uniform":
             return IntDistribution(int(low), int(high))
@@ -312,10 +365,14 @@ def optuna_distribution(name: str, spec: dict[str, Any]) -> BaseDistribution:
             return IntDistribution(math.ceil(bounds[0]), math.floor(bounds[1]), log=True)
     except ValueError as exc:  # Optuna's own checks, e.g. log with min <= 0
         raise ConfigError(f"parameter '{name}' ({kind}): {exc}") from None
-    hint = ("use q: 1, or values: [...]" if kind.startswith("q_log") else
-            "use uniform or log_uniform_values with min and max covering the range you want")
-    raise ConfigError(f"parameter '{name}': distribution {kind} has no Optuna equivalent ({hint}), "
-                      "or run it with --backend wandb.")
+    hint = (
+        "use q: 1, or values: [...]"
+        if kind.startswith("q_log")
+        else "use uniform or log_uniform_values with min and max covering the range you want"
+    )
+    raise ConfigError(
+        f"parameter '{name}': distribution {kind} has no Optuna equivalent ({hint}), or run it with --backend wandb."
+    )
 
 
 def grid_values(name: str, spec: dict[str, Any]) -> list[Any]:
@@ -328,8 +385,9 @@ def grid_values(name: str, spec: dict[str, Any]) -> list[Any]:
         step = distribution.step
         count = int(round((distribution.high - distribution.low) / step)) + 1
         return [distribution.low + i * step for i in range(count)]
-    raise ConfigError(f"parameter '{name}': grid search needs discrete parameters (values, int_uniform or q_uniform), "
-                      f"not {kind}.")
+    raise ConfigError(
+        f"parameter '{name}': grid search needs discrete parameters (values, int_uniform or q_uniform), not {kind}."
+    )
 
 
 def search_space(spec: SweepSpec) -> dict[str, BaseDistribution]:
@@ -359,8 +417,9 @@ def pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
         min_resource = hyperband["min_iter"]
     else:  # W&B's brackets for max_iter and s: max_iter / eta**k, k = 1..s
         min_resource = max(1, hyperband["max_iter"] // eta ** hyperband["s"])
-    return optuna.pruners.HyperbandPruner(min_resource=min_resource, max_resource=hyperband.get("max_iter", "auto"),
-                                          reduction_factor=eta)
+    return optuna.pruners.HyperbandPruner(
+        min_resource=min_resource, max_resource=hyperband.get("max_iter", "auto"), reduction_factor=eta
+    )
 
 
 def grid_size(space: dict[str, BaseDistribution]) -> int:

@@ -30,7 +30,10 @@ def write_docsource(directory: str | Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     pools = {label: rng.sample(rows, k=len(rows)) for label, rows in ((0, reference), (1, docstrings))}
     # Validation first, so it is full-sized; training takes up to its size from what is left.
-    bounds = {"validation": (0, SPLIT_SIZES["validation"]), "train": (SPLIT_SIZES["validation"], sum(SPLIT_SIZES.values()))}
+    bounds = {
+        "validation": (0, SPLIT_SIZES["validation"]),
+        "train": (SPLIT_SIZES["validation"], sum(SPLIT_SIZES.values())),
+    }
     for split, (start, end) in bounds.items():
         rows = [{"text": text, "label": label} for label, pool in pools.items() for text in pool[start:end]]
         rng.shuffle(rows)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any
 
 from datasets import Dataset
 
 from t5lab.errors import DataError
-
-if TYPE_CHECKING:
-    from t5lab.tasks.schema import Task
 
 
 def as_text(value: Any) -> str:
@@ -93,8 +91,13 @@ def multirc(batch: dict[str, list]) -> dict[str, list]:
         for passage_idx, passage in zip(batch["idx"], batch["passage"]):
             for question in passage["questions"]:
                 for answer in question["answers"]:
-                    add(passage["text"], question["question"], answer["text"], answer.get("label", -1),
-                        f"{passage_idx}-{question['idx']}")
+                    add(
+                        passage["text"],
+                        question["question"],
+                        answer["text"],
+                        answer.get("label", -1),
+                        f"{passage_idx}-{question['idx']}",
+                    )
     else:
         for paragraph, question, answer, label, idx in zip(
             batch["paragraph"], batch["question"], batch["answer"], batch["label"], batch["idx"]
@@ -134,13 +137,3 @@ def apply_preprocessor(name: str, dataset: Dataset, where: str) -> Dataset:
         return dataset.map(PREPROCESSORS[name], batched=True, remove_columns=dataset.column_names)
     except (KeyError, TypeError) as exc:
         raise DataError(f"{where}: rows do not have the layout preprocessor '{name}' expects ({exc!r}).") from None
-
-
-def format_examples(task: Task, dataset: Dataset) -> Dataset:
-    """Add ``inputs`` and ``targets`` text columns (targets are None on unlabeled rows)."""
-
-    def render(batch: dict[str, list]) -> dict[str, list]:
-        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        return {"inputs": [task.format_input(r) for r in rows], "targets": [task.format_target(r) for r in rows]}
-
-    return dataset.map(render, batched=True)

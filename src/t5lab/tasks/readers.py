@@ -11,22 +11,21 @@ import csv
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import datasets
 import pyarrow
 import pyarrow.parquet as pq
 from datasets import Dataset
 
-from t5lab.data.hub import check_hub_reachable
+from t5lab.data.hub import check_hub_reachable, is_offline
 from t5lab.errors import ConfigError, DataError
 from t5lab.tasks.formatting import apply_preprocessor
 from t5lab.tasks.schema import ROLES, UNLABELED, LocalSource, Task
 
 FORMAT_BY_SUFFIX = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}
 _CSV_FIELD_LIMIT = 2**31 - 1  # documents (CNN/DailyMail articles) exceed csv's default 128 KiB per field
-_TRUE = {"1", "true", "yes", "on"}
 # Per split: the raw datasets read for it and, for messages, where each came from.
 SplitParts = dict[str, list[tuple[Dataset, str]]]
 
@@ -37,23 +36,25 @@ def load_task_splits(
     data_files: Mapping[str, str | os.PathLike[str] | Sequence[str | os.PathLike[str]]] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     splits: Iterable[str] | None = None,
+    optional: Iterable[str] = (),
 ) -> dict[str, Dataset]:
     """The task's splits, keyed by split name (train, validation or validation_matched, ..., test).
 
     Data comes from ``data_files`` (split name -> file or files), else from ``data_dir`` (a folder holding the
     task's folder, e.g. GLUE's root with SST-2/, or the task's folder itself), else from the hub. ``splits``
     (split names or roles: train, validation, test) selects splits and makes each of them required; without
-    it, every split the task names is loaded when its file exists. With ``data_files``, exactly the splits given
-    there are read.
+    it, every split the task names is loaded when its file exists; names in ``optional`` are loaded when they
+    exist but not required. With ``data_files``, exactly the splits given there are read.
     """
     if data_files:
         loaded = {split: _read_files(task, split, files) for split, files in data_files.items()}
     else:
         wanted = _wanted_splits(task, splits)
+        required = set(wanted) - set(optional) if splits is not None else set()
         if data_dir is not None:
-            loaded = _read_local(task, Path(data_dir).expanduser(), wanted, required=splits is not None)
+            loaded = _read_local(task, Path(data_dir).expanduser(), wanted, required)
         else:
-            loaded = _load_hub(task, wanted, cache_dir, required=splits is not None)
+            loaded = _load_hub(task, wanted, cache_dir, required)
     from_files = data_dir is not None or bool(data_files)
     return {
         split: _concatenate([_prepare(task, dataset, split, where, from_files) for dataset, where in parts], split)
@@ -87,11 +88,12 @@ def _role(task: Task, split: str) -> str | None:
 # --- local files ------------------------------------------------------------------------------------------
 
 
-def _read_local(task: Task, data_dir: Path, wanted: list[str], required: bool) -> SplitParts:
+def _read_local(task: Task, data_dir: Path, wanted: list[str], required: set[str]) -> SplitParts:
     local = task.local
     if local is None:
-        raise DataError(f"task {task.name} has no local file layout; give its files per split (data files) "
-                        "or load it from the hub.")
+        raise DataError(
+            f"task {task.name} has no local file layout; give its files per split (data files) or load it from the hub."
+        )
     if not data_dir.is_dir():
         raise DataError(f"data dir {data_dir} does not exist.")
     folder = data_dir / local.folder if local.folder and (data_dir / local.folder).is_dir() else data_dir
@@ -100,14 +102,17 @@ def _read_local(task: Task, data_dir: Path, wanted: list[str], required: bool) -
         path = folder / local.files[split] if split in local.files else None
         if path is not None and path.is_file():
             found[split] = [(_read_file(task, path), str(path))]
-        elif required:
+        elif split in required:
             problem = f"file {path} does not exist" if path else "has no file in the task's local layout"
             raise DataError(f"split '{split}' of task {task.name}: {problem}.")
     if not found:
-        expected = ", ".join(f"{local.folder + '/' if local.folder else ''}{local.files[s]}" for s in wanted
-                             if s in local.files)
-        raise DataError(f"no file of task {task.name} under {data_dir} (expected {expected or 'none'}); "
-                        "pass the folder that holds them with --data_dir.")
+        expected = ", ".join(
+            f"{local.folder + '/' if local.folder else ''}{local.files[s]}" for s in wanted if s in local.files
+        )
+        raise DataError(
+            f"no file of task {task.name} under {data_dir} (expected {expected or 'none'}); "
+            "pass the folder that holds them with --data_dir."
+        )
     return found
 
 
@@ -166,8 +171,10 @@ def _read_delimited(path: Path, delimiter: str, local: LocalSource, known: set[s
             if not row:
                 continue
             if len(row) != len(names):
-                raise DataError(f"{path}, line {reader.line_num}: {len(row)} fields where {len(names)} columns "
-                                f"({', '.join(names)}) were expected.")
+                raise DataError(
+                    f"{path}, line {reader.line_num}: {len(row)} fields where {len(names)} columns "
+                    f"({', '.join(names)}) were expected."
+                )
             rows.append(row)
     if not rows:
         raise DataError(f"data file {path} has no data rows.")
@@ -196,35 +203,37 @@ def _read_json(path: Path) -> list[dict]:
 # --- hub --------------------------------------------------------------------------------------------------
 
 
-def _hub_offline() -> bool:
-    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
-def _load_hub(task: Task, wanted: list[str], cache_dir: str | os.PathLike[str] | None, required: bool) -> SplitParts:
+def _load_hub(
+    task: Task, wanted: list[str], cache_dir: str | os.PathLike[str] | None, required: set[str]
+) -> SplitParts:
     hub = task.hub
     if hub is None:
         raise DataError(f"task {task.name} is not on the hub; pass --data_dir with its files.")
     where = f"hub data set {hub.path}" + (f" ({hub.name})" if hub.name else "")
-    offline = DataError(f"the Hugging Face hub is offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE) and {where} is not "
-                        f"cached; pass --data_dir with a local copy of task {task.name}.")
-    if _hub_offline() and not datasets.config.HF_HUB_OFFLINE:
+    offline = DataError(
+        f"the Hugging Face hub is offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE) and {where} is not "
+        f"cached; pass --data_dir with a local copy of task {task.name}."
+    )
+    if is_offline(for_datasets=True) and not datasets.config.HF_HUB_OFFLINE:
         raise offline  # set after `datasets` was imported, which would still go online and retry
-    if not _hub_offline():
+    if not is_offline(for_datasets=True):
         check_hub_reachable(f"{where} (task {task.name})")
     try:
         # Offline, this only looks in the cache and fails at once; online errors are many types, all reported.
         loaded = datasets.load_dataset(hub.path, hub.name, revision=hub.revision, cache_dir=cache_dir)
     except Exception as exc:  # noqa: BLE001
-        if _hub_offline():
+        if is_offline(for_datasets=True):
             raise offline from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"could not load {where} for task {task.name}: {reason}; "
-                        "check the name or pass --data_dir with a local copy.") from None
+        raise DataError(
+            f"could not load {where} for task {task.name}: {reason}; "
+            "check the name or pass --data_dir with a local copy."
+        ) from None
     found = {}
     for split in wanted:
         if split in loaded:
             found[split] = [(loaded[split], f"{where} split {split}")]
-        elif required:
+        elif split in required:
             raise DataError(f"{where} has no split '{split}' (splits: {', '.join(loaded)}).")
     if not found:
         raise DataError(f"{where} has none of the splits of task {task.name} ({', '.join(wanted)}).")
@@ -240,8 +249,11 @@ def _prepare(task: Task, dataset: Dataset, split: str, where: str, from_files: b
     if len(dataset) == 0:
         raise DataError(f"{where} has no rows.")
     if from_files and task.local and task.local.rename:
-        renames = {old: new for old, new in task.local.rename.items()
-                   if old in dataset.column_names and new not in dataset.column_names}
+        renames = {
+            old: new
+            for old, new in task.local.rename.items()
+            if old in dataset.column_names and new not in dataset.column_names
+        }
         dataset = dataset.rename_columns(renames)
     if task.preprocessor:
         dataset = apply_preprocessor(task.preprocessor, dataset, where)

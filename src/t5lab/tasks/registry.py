@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
-from t5lab.errors import ConfigError
+from t5lab.errors import ConfigError, yaml_error
 from t5lab.tasks.schema import Task
 
 TaskFiles = Iterable["str | Path"]
@@ -39,15 +40,15 @@ def _merge(defaults: dict, overrides: dict) -> dict:
 
 def _compose(text: str, origin: str) -> tuple[Any, yaml.Node | None]:
     """The YAML document and its node tree (for line numbers)."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # its reader already rejects NULs and other control characters
+    except yaml.YAMLError as exc:
+        raise yaml_error("task file", origin, exc) from None
     try:
         node = loader.get_single_node()
         return (loader.construct_document(node) if node is not None else None), node
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{origin}:{mark.line + 1}" if mark else origin
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"task file {where} is not valid YAML: {problem}.") from None
+        raise yaml_error("task file", origin, exc) from None
     finally:
         loader.dispose()
 

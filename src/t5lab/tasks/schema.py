@@ -9,9 +9,10 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 from t5lab.errors import ConfigError, DataError
 from t5lab.evaluation.metrics import COMBINED_SCORE, INVALID_RATE, METRICS, canonical_metric, known_metrics
@@ -95,7 +96,7 @@ class Task:
 
     @property
     def kind(self) -> str:
-        """"classification" (labels), "regression" or "text" (a target template)."""
+        """ "classification" (labels), "regression" or "text" (a target template)."""
         if self.labels is not None:
             return "classification"
         return "regression" if self.regression else "text"
@@ -204,8 +205,20 @@ class _TaskParser:
     """Reads one task mapping; every error names the task, where it is declared, the field and what was expected."""
 
     FIELDS = (
-        "name", "description", "source", "preprocessor", "input_template", "target_template", "label_column",
-        "labels", "positive_label", "regression", "metrics", "metric_to_optimize", "greater_is_better", "splits",
+        "name",
+        "description",
+        "source",
+        "preprocessor",
+        "input_template",
+        "target_template",
+        "label_column",
+        "labels",
+        "positive_label",
+        "regression",
+        "metrics",
+        "metric_to_optimize",
+        "greater_is_better",
+        "splits",
         "group_column",
     )
 
@@ -229,8 +242,9 @@ class _TaskParser:
                 suggestion = f"; did you mean '{hint[0]}'?" if hint else f"; known fields: {', '.join(allowed)}"
                 raise self.error(f"{path}{key}", f"is not a known field{suggestion}")
 
-    def get(self, mapping: Mapping, key: str, types: type | tuple, expected: str, default: Any = _REQUIRED,
-            path: str = "") -> Any:
+    def get(
+        self, mapping: Mapping, key: str, types: type | tuple, expected: str, default: Any = _REQUIRED, path: str = ""
+    ) -> Any:
         value = mapping.get(key, default)
         if value is _REQUIRED:
             raise self.error(path + key, f"is missing; it must be {expected}")
@@ -299,8 +313,10 @@ class _TaskParser:
         given = [key for key in ("labels", "regression", "target_template") if self.data.get(key) is not None]
         if len(given) != 1:
             problem = "are exclusive; give one" if given else "is missing"
-            raise self.error(" / ".join(given) if given else "labels", f"{problem} (labels for classification, "
-                             "regression for a score, target_template for generated text)")
+            raise self.error(
+                " / ".join(given) if given else "labels",
+                f"{problem} (labels for classification, regression for a score, target_template for generated text)",
+            )
         labels = self.labels() if "labels" in given else None
         round_to = None
         if "regression" in given:
@@ -359,8 +375,10 @@ class _TaskParser:
             if spec is not None and spec.kind != kind:
                 raise self.error("metrics", f"names '{raw}', a {spec.kind} metric, but the task is {kind}")
             if spec is not None and spec.binary and (len(labels) != 2 or positive_label is None):
-                raise self.error("metrics", f"names '{raw}', which needs two labels and a positive_label; "
-                                 "use f1_macro for more labels")
+                raise self.error(
+                    "metrics",
+                    f"names '{raw}', which needs two labels and a positive_label; use f1_macro for more labels",
+                )
             if spec is not None and spec.grouped and not group_column:
                 raise self.error("metrics", f"names '{raw}', which needs group_column (e.g. question_id)")
             metrics.append(name)
@@ -373,8 +391,10 @@ class _TaskParser:
         produced = [*metrics, INVALID_RATE]
         name = canonical_metric(raw) or raw
         if name not in produced:
-            raise self.error("metric_to_optimize", f"is '{raw}', which the task does not produce; "
-                             f"choose one of {', '.join(produced)}")
+            raise self.error(
+                "metric_to_optimize",
+                f"is '{raw}', which the task does not produce; choose one of {', '.join(produced)}",
+            )
         return name
 
     def splits(self) -> Splits:

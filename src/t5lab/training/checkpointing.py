@@ -13,12 +13,6 @@
   the step and the last good checkpoint, or, with ``--on_nonfinite skip``, the update is dropped and counted.
 * **Failed saves** (disk full, permissions): :class:`CheckpointWriteError`; the partial checkpoint is
   removed and the previous ones are untouched.
-
-Test hooks (environment variables read by the trainer, for fault-injection tests; never set them in
-production): ``T5LAB_FAULT_SAVE_DELAY=SECONDS`` sleeps after a checkpoint's files are written and before
-it is committed (so a test can kill a run mid-save); ``T5LAB_FAULT_SAVE_ENOSPC=N`` makes the N-th
-checkpoint save of the process fail with ENOSPC after the model weights are written;
-``T5LAB_FAULT_NONFINITE_STEPS=3,5`` multiplies the loss of those (1-based) optimizer steps by NaN.
 """
 
 from __future__ import annotations
@@ -35,11 +29,19 @@ from t5lab.errors import PREEMPTED_EXIT_CODE, ConfigError, UserError
 
 MANIFEST = "t5lab_checkpoint.json"
 STAGING_DIR = ".incomplete"
-ON_NONFINITE = ("stop", "skip")
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 # Architecture settings that must agree between a checkpoint and the model it is loaded into.
-_ARCHITECTURE_KEYS = ("model_type", "d_model", "d_ff", "d_kv", "num_heads", "num_layers", "num_decoder_layers",
-                      "vocab_size", "feed_forward_proj")
+_ARCHITECTURE_KEYS = (
+    "model_type",
+    "d_model",
+    "d_ff",
+    "d_kv",
+    "num_heads",
+    "num_layers",
+    "num_decoder_layers",
+    "vocab_size",
+    "feed_forward_proj",
+)
 _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -131,8 +133,10 @@ def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
 def find_resumable_checkpoint(output_dir: str | os.PathLike) -> tuple[str | None, list[str]]:
     """The newest complete checkpoint in ``output_dir`` and one note per newer checkpoint it skipped."""
     output_dir = Path(output_dir)
-    candidates = sorted(((checkpoint_step(p), p) for p in output_dir.iterdir() if p.is_dir() and checkpoint_step(p) is not None),
-                        reverse=True)
+    candidates = sorted(
+        ((checkpoint_step(p), p) for p in output_dir.iterdir() if p.is_dir() and checkpoint_step(p) is not None),
+        reverse=True,
+    )
     skipped = []
     for _, path in candidates:
         problem = checkpoint_problem(path)
@@ -164,7 +168,9 @@ def check_explicit_checkpoint(checkpoint: str) -> None:
         missing = [name for name in needed if not (path / name).is_file()]
         problem = f"{', '.join(missing)} missing" if missing else None
     if problem:
-        raise ConfigError(f"--resume_from_checkpoint {checkpoint} is incomplete ({problem}); give a complete checkpoint.")
+        raise ConfigError(
+            f"--resume_from_checkpoint {checkpoint} is incomplete ({problem}); give a complete checkpoint."
+        )
 
 
 def check_checkpoint_matches_model(checkpoint: str, model_config: Any) -> None:
@@ -173,11 +179,16 @@ def check_checkpoint_matches_model(checkpoint: str, model_config: Any) -> None:
     if not config_file.is_file():
         return
     saved = json.loads(config_file.read_text(encoding="utf-8"))
-    differing = [f"{key} {saved[key]} vs {getattr(model_config, key)}" for key in _ARCHITECTURE_KEYS
-                 if key in saved and hasattr(model_config, key) and saved[key] != getattr(model_config, key)]
+    differing = [
+        f"{key} {saved[key]} vs {getattr(model_config, key)}"
+        for key in _ARCHITECTURE_KEYS
+        if key in saved and hasattr(model_config, key) and saved[key] != getattr(model_config, key)
+    ]
     if differing:
-        raise ConfigError(f"checkpoint {checkpoint} is of another model ({'; '.join(differing)} here); "
-                          "resume with the same --config_name/--model_name_or_path and tokenizer, or start a new --output_dir.")
+        raise ConfigError(
+            f"checkpoint {checkpoint} is of another model ({'; '.join(differing)} here); "
+            "resume with the same --config_name/--model_name_or_path and tokenizer, or start a new --output_dir."
+        )
 
 
 class PreemptionHandler:
@@ -200,8 +211,3 @@ class PreemptionHandler:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
-
-
-def fault_steps() -> set[int]:
-    """Optimizer steps (1-based) whose loss the ``T5LAB_FAULT_NONFINITE_STEPS`` test hook poisons."""
-    return {int(s) for s in os.environ.get("T5LAB_FAULT_NONFINITE_STEPS", "").split(",") if s.strip()}

@@ -7,7 +7,7 @@ Trainer's own, chosen with ``--lr_scheduler_type``.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch.optim import Optimizer
@@ -31,7 +31,9 @@ class AdamWScale(Optimizer):
     ) -> None:
         if lr < 0.0 or eps < 0.0 or not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
             raise ValueError(f"invalid AdamWScale hyperparameters: lr={lr}, betas={betas}, eps={eps}")
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, correct_bias=correct_bias))
+        super().__init__(
+            params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, correct_bias=correct_bias)
+        )
 
     @staticmethod
     def _rms(tensor: torch.Tensor) -> torch.Tensor:
@@ -68,7 +70,9 @@ class AdamWScale(Optimizer):
         return loss
 
 
-def optimizer_cls_and_kwargs(name: str, learning_rate: float, weight_decay: float, betas: tuple[float, float], eps: float):
+def optimizer_cls_and_kwargs(
+    name: str, learning_rate: float, weight_decay: float, betas: tuple[float, float], eps: float
+):
     """The Trainer's ``optimizer_cls_and_kwargs`` for t5lab's own optimizers, or None for the Trainer's."""
     if name == "adamwscale":
         return AdamWScale, dict(lr=learning_rate, weight_decay=weight_decay, betas=betas, eps=eps)

@@ -13,7 +13,7 @@ import torch
 from rich.console import Console
 from transformers import EvalPrediction, PreTrainedTokenizerBase, set_seed
 
-from t5lab.config import DataArguments, ModelArguments, T5LabTrainingArguments, effective_config
+from t5lab.config import DataArguments, ModelArguments, effective_config
 from t5lab.data.collators import SpanCorruptionCollator
 from t5lab.data.pipeline import corpus_texts, pretraining_datasets
 from t5lab.data.span_corruption import compute_lengths
@@ -21,6 +21,7 @@ from t5lab.data.tokenizer import load_tokenizer, save_tokenizer, sentinel_ids, t
 from t5lab.evaluation.outputs import plot_loss_curve
 from t5lab.evaluation.pretraining import PretrainingDiagnostics, dataset_unigram_log_probs, describe_encoder_gain
 from t5lab.models.presets import build_model
+from t5lab.training.arguments import T5LabTrainingArguments
 from t5lab.training.optim import optimizer_cls_and_kwargs
 from t5lab.training.run_dir import prepare_output_dir
 from t5lab.training.tracking import TrackingCallback
@@ -29,7 +30,9 @@ from t5lab.training.trainer import EpochToCollator, T5LabTrainer
 console = Console(stderr=True)
 
 
-def resolve_tokenizer(model_args: ModelArguments, data_args: DataArguments, training_args: T5LabTrainingArguments) -> PreTrainedTokenizerBase:
+def resolve_tokenizer(
+    model_args: ModelArguments, data_args: DataArguments, training_args: T5LabTrainingArguments
+) -> PreTrainedTokenizerBase:
     """Load the requested tokenizer, or train one on the corpus (once per output dir, reused on resume)."""
     name = model_args.tokenizer_name or model_args.model_name_or_path
     if name and name != "train":
@@ -39,10 +42,17 @@ def resolve_tokenizer(model_args: ModelArguments, data_args: DataArguments, trai
         if (saved / "tokenizer.json").is_file():
             return load_tokenizer(str(saved))
         console.print(f"Training a SentencePiece tokenizer (vocab {model_args.vocab_size}) on the corpus...")
-        texts = corpus_texts(data_args, training_args.seed, model_args.cache_dir, model_args.tokenizer_train_samples)
-        tokenizer = train_tokenizer(texts, model_args.vocab_size, model_args.num_sentinels, model_args.tokenizer_train_samples)
+        texts = corpus_texts(
+            data_args.corpus(), training_args.seed, model_args.cache_dir, model_args.tokenizer_train_samples
+        )
+        tokenizer = train_tokenizer(
+            texts, model_args.vocab_size, model_args.num_sentinels, model_args.tokenizer_train_samples
+        )
         if len(tokenizer) < model_args.vocab_size:
-            console.print(f"[yellow]The corpus supports {len(tokenizer)} tokens, fewer than --vocab_size {model_args.vocab_size}.[/]")
+            console.print(
+                f"[yellow]The corpus supports {len(tokenizer)} tokens, "
+                f"fewer than --vocab_size {model_args.vocab_size}.[/]"
+            )
         if training_args.process_index == 0:
             save_tokenizer(tokenizer, saved)
         return tokenizer
@@ -60,44 +70,78 @@ def token_accuracy(prediction: EvalPrediction) -> dict[str, float]:
     return {"token_accuracy": float((predictions[mask] == labels[mask]).mean()) if mask.any() else 0.0}
 
 
-def span_fills(model, tokenizer: PreTrainedTokenizerBase, collator: SpanCorruptionCollator, rows: list[dict], max_chars: int = 240) -> list[dict[str, str]]:
+def span_fills(
+    model, tokenizer: PreTrainedTokenizerBase, collator: SpanCorruptionCollator, rows: list[dict], max_chars: int = 240
+) -> list[dict[str, str]]:
     """Corrupt a few held-out chunks and let the model fill the spans: what it learned, in words."""
     batch = collator(rows)
     model.eval()
     with torch.no_grad():
         generated = model.generate(
-            input_ids=batch["input_ids"].to(model.device), attention_mask=batch["attention_mask"].to(model.device),
-            max_new_tokens=collator.lengths.target_length, do_sample=False,
+            input_ids=batch["input_ids"].to(model.device),
+            attention_mask=batch["attention_mask"].to(model.device),
+            max_new_tokens=collator.lengths.target_length,
+            do_sample=False,
         )
 
     def text(ids) -> str:
-        return tokenizer.decode([i for i in ids if i != tokenizer.pad_token_id], skip_special_tokens=False).replace("</s>", "").strip()
+        return (
+            tokenizer.decode([i for i in ids if i != tokenizer.pad_token_id], skip_special_tokens=False)
+            .replace("</s>", "")
+            .strip()
+        )
 
     return [
-        {"input": text(batch["input_ids"][i])[:max_chars], "target": text(batch["labels"][i]), "prediction": text(generated[i])}
+        {
+            "input": text(batch["input_ids"][i])[:max_chars],
+            "target": text(batch["labels"][i]),
+            "prediction": text(generated[i]),
+        }
         for i in range(len(rows))
     ]
 
 
-def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args: T5LabTrainingArguments) -> dict[str, Any]:
+def pretrain(
+    model_args: ModelArguments, data_args: DataArguments, training_args: T5LabTrainingArguments
+) -> dict[str, Any]:
     """Pre-train a T5 model with span corruption; returns the final train and eval metrics."""
     config = effective_config((model_args, data_args, training_args))
-    resume = prepare_output_dir(training_args.output_dir, config, training_args.overwrite_output_dir,
-                                training_args.resume_from_checkpoint, training_args.process_index == 0)
+    resume = prepare_output_dir(
+        training_args.output_dir,
+        config,
+        training_args.overwrite_output_dir,
+        training_args.resume_from_checkpoint,
+        training_args.process_index == 0,
+    )
     set_seed(training_args.seed)
     tokenizer = resolve_tokenizer(model_args, data_args, training_args)
     sentinels = sentinel_ids(tokenizer)
-    lengths = compute_lengths(data_args.input_length, data_args.noise_density, data_args.mean_noise_span_length, len(sentinels))
+    lengths = compute_lengths(
+        data_args.input_length, data_args.noise_density, data_args.mean_noise_span_length, len(sentinels)
+    )
     with training_args.main_process_first(desc="tokenizing and packing the corpus"):
-        train_dataset, eval_dataset = pretraining_datasets(data_args, tokenizer, lengths.raw_length, training_args.seed, model_args.cache_dir)
+        train_dataset, eval_dataset = pretraining_datasets(
+            data_args.corpus(), tokenizer, lengths.raw_length, training_args.seed, model_args.cache_dir
+        )
 
-    model = build_model(tokenizer, model_args.model_name_or_path, model_args.config_name, model_args.cache_dir,
-                        model_args.model_revision, model_args.trust_remote_code)
-    collator = SpanCorruptionCollator(lengths, sentinels, tokenizer.eos_token_id, model.config.decoder_start_token_id, seed=training_args.seed)
+    model = build_model(
+        tokenizer,
+        model_args.model_name_or_path,
+        model_args.config_name,
+        model_args.cache_dir,
+        model_args.model_revision,
+        model_args.trust_remote_code,
+    )
+    collator = SpanCorruptionCollator(
+        lengths, sentinels, tokenizer.eos_token_id, model.config.decoder_start_token_id, seed=training_args.seed
+    )
     diagnostics = None
     if eval_dataset is not None:
-        diagnostics = PretrainingDiagnostics(int(sentinels.min()), tokenizer.eos_token_id,
-                                             dataset_unigram_log_probs(train_dataset, model.config.vocab_size))
+        diagnostics = PretrainingDiagnostics(
+            int(sentinels.min()),
+            tokenizer.eos_token_id,
+            dataset_unigram_log_probs(train_dataset, model.config.vocab_size),
+        )
     trainer = T5LabTrainer(
         model=model,
         args=training_args,
@@ -108,8 +152,12 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
         compute_metrics=token_accuracy,
         preprocess_logits_for_metrics=argmax_logits,
         optimizer_cls_and_kwargs=optimizer_cls_and_kwargs(
-            training_args.t5lab_optim, training_args.learning_rate, training_args.weight_decay,
-            (training_args.adam_beta1, training_args.adam_beta2), training_args.adam_epsilon),
+            training_args.t5lab_optim,
+            training_args.learning_rate,
+            training_args.weight_decay,
+            (training_args.adam_beta1, training_args.adam_beta2),
+            training_args.adam_epsilon,
+        ),
         callbacks=[EpochToCollator(collator), TrackingCallback(config)],
         diagnostics=diagnostics,
     )
@@ -134,15 +182,21 @@ def pretrain(model_args: ModelArguments, data_args: DataArguments, training_args
     if trainer.is_world_process_zero():
         output_dir = Path(training_args.output_dir)
         if training_args.plot_loss:
-            plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title=f"pre-training {output_dir.name}")
+            plot_loss_curve(
+                trainer.state.log_history, output_dir / "loss_curve.png", title=f"pre-training {output_dir.name}"
+            )
         if eval_dataset is not None:
-            print(f"\nEncoder use on held-out text: {describe_encoder_gain(metrics.get('eval_encoder_gain'))} "
-                  f"(noise-token loss {metrics.get('eval_noise_loss', float('nan')):.2f} vs "
-                  f"{metrics.get('eval_noise_unigram_loss', float('nan')):.2f} for the corpus unigram distribution).")
+            print(
+                f"\nEncoder use on held-out text: {describe_encoder_gain(metrics.get('eval_encoder_gain'))} "
+                f"(noise-token loss {metrics.get('eval_noise_loss', float('nan')):.2f} vs "
+                f"{metrics.get('eval_noise_unigram_loss', float('nan')):.2f} for the corpus unigram distribution)."
+            )
             rows = [eval_dataset[i] for i in range(min(3, len(eval_dataset)))]
             print("\nSpan fills by the trained model on held-out text:")
             for fill in span_fills(trainer.model, tokenizer, collator, rows):
                 print(f"  input:  {fill['input']}...\n  target: {fill['target']}\n  model:  {fill['prediction']}\n")
-        print(f"Model and tokenizer: {output_dir}\nMetrics: {output_dir / 'all_results.json'}\n"
-                      f"Loss curve: {output_dir / 'loss_curve.png'}\nTensorBoard logs: {output_dir / 'runs'}")
+        print(
+            f"Model and tokenizer: {output_dir}\nMetrics: {output_dir / 'all_results.json'}\n"
+            f"Loss curve: {output_dir / 'loss_curve.png'}\nTensorBoard logs: {output_dir / 'runs'}"
+        )
     return metrics

@@ -11,7 +11,7 @@ It also sends the config and environment to the trackers of ``--report_to`` (W&B
 config; MLflow: an artifact; TensorBoard: a text summary); the Trainer's integrations log the metrics. W&B's
 project is ``$WANDB_PROJECT`` (default ``t5lab``) and its run name ``--run_name``.
 
-``t5lab runs DIR`` (:func:`runs_command`) lists the runs under a folder from these files, and sweeps read
+``t5lab runs DIR`` (in :mod:`t5lab.cli`) lists the runs under a folder from these files, and sweeps read
 ``metrics.jsonl`` (:func:`log_history`) while a trial runs.
 """
 
@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import yaml
@@ -35,11 +35,23 @@ from transformers.trainer_utils import get_last_checkpoint
 
 import t5lab
 from t5lab.config import redact, redact_argv
+from t5lab.evaluation.naming import EVAL_PREFIX, strip_eval_prefix
 from t5lab.training.run_dir import CONFIG_FILE
 
 RUN_INFO_FILE = "run_info.json"
 METRICS_FILE = "metrics.jsonl"
-PACKAGES = ("torch", "transformers", "accelerate", "datasets", "tokenizers", "optuna", "deepspeed", "wandb", "mlflow", "trackio")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "accelerate",
+    "datasets",
+    "tokenizers",
+    "optuna",
+    "deepspeed",
+    "wandb",
+    "mlflow",
+    "trackio",
+)
 # Keys of eval results that describe speed, not quality.
 _SPEED_KEYS = ("runtime", "samples_per_second", "steps_per_second", "epoch")
 
@@ -59,8 +71,14 @@ def environment(world_size: int = 1) -> dict[str, Any]:
         devices = ["mps"] if torch.backends.mps.is_available() else ["cpu"]
         accelerator = {}
     return {
-        "python": platform.python_version(), "platform": platform.platform(), "host": socket.gethostname(),
-        "packages": versions, "devices": devices, **accelerator, "cpu_count": os.cpu_count(), "world_size": world_size,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "packages": versions,
+        "devices": devices,
+        **accelerator,
+        "cpu_count": os.cpu_count(),
+        "world_size": world_size,
     }
 
 
@@ -118,12 +136,20 @@ class TrackingCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         output_dir = Path(args.output_dir)
-        record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": redact_argv(sys.argv),
-                  "config": redact(self.config), "environment": environment(args.world_size)}
+        record = {
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": redact_argv(sys.argv),
+            "config": redact(self.config),
+            "environment": environment(args.world_size),
+        }
         (output_dir / RUN_INFO_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
         metrics = output_dir / METRICS_FILE
         if metrics.is_file():  # a resumed run logs again from its checkpoint's step; a new one from scratch
-            kept = [row for row in _read_jsonl(metrics) if row.get("step", 0) <= state.global_step] if state.global_step else []
+            kept = (
+                [row for row in _read_jsonl(metrics) if row.get("step", 0) <= state.global_step]
+                if state.global_step
+                else []
+            )
             metrics.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
         _send_to_trackers(record, args)
 
@@ -154,46 +180,20 @@ def run_summary(path: Path) -> dict[str, Any]:
     if (path / "eval_results.json").is_file():
         results, status = json.loads((path / "eval_results.json").read_text(encoding="utf-8")), "finished"
     else:
-        evaluations = [row for row in history if any(key.startswith("eval_") for key in row)]
+        evaluations = [row for row in history if any(key.startswith(f"{EVAL_PREFIX}_") for key in row)]
         results = evaluations[-1] if evaluations else {}
         latest = max((p.stat().st_mtime for p in path.iterdir()), default=0.0)
         status = "running" if time.time() - latest < 120 else "stopped"
-    metrics = {key[len("eval_"):]: value for key, value in results.items()
-               if key.startswith("eval_") and not key.endswith(_SPEED_KEYS) and isinstance(value, (int, float))}
-    return {
-        "run": path, "task": config.get("task") or ("pretrain" if "input_length" in config else "-"),
-        "model": config.get("model_name_or_path") or config.get("config_name") or "-",
-        "steps": max((row.get("step", 0) for row in history), default=0), "status": status, "metrics": metrics,
+    metrics = {
+        strip_eval_prefix(key): value
+        for key, value in results.items()
+        if key.startswith(f"{EVAL_PREFIX}_") and not key.endswith(_SPEED_KEYS) and isinstance(value, (int, float))
     }
-
-
-def runs_command(argv: Sequence[str]) -> int:
-    """``t5lab runs [DIR] [--metrics a,b]``: a table of the runs under DIR with their key eval metrics."""
-    from t5lab.config import ArgumentParser
-    from t5lab.errors import UserError
-    from t5lab.evaluation.outputs import print_table
-    from t5lab.sweeps.report import table_console
-
-    parser = ArgumentParser([], prog="t5lab runs", description="List the runs under a folder with their eval metrics.")
-    parser.add_argument("dir", nargs="?", default="runs", help="Folder holding output dirs (default: runs).")
-    parser.add_argument("--metrics", help="Comma-separated eval metrics to show (default: the most common, at most 6).")
-    args = parser.parse_args(list(argv))
-    root = Path(args.dir)
-    if not root.is_dir():
-        raise UserError(f"{root} is not a directory; give the folder your --output_dir runs are in.")
-    summaries = [run_summary(path) for path in find_runs(root)]
-    if not summaries:
-        print(f"No runs under {root}.")
-        return 0
-    if args.metrics:
-        columns = [m.strip().removeprefix("eval/").removeprefix("eval_") for m in args.metrics.split(",") if m.strip()]
-    else:
-        counts: dict[str, int] = {}
-        for summary in summaries:
-            for name in summary["metrics"]:
-                counts[name] = counts.get(name, 0) + 1
-        columns = sorted(counts, key=lambda name: (name != "loss", -counts[name]))[:6]
-    rows = [(str(s["run"].relative_to(root)) if s["run"] != root else ".", s["task"], s["model"], s["steps"], s["status"],
-             *(s["metrics"].get(name, "-") for name in columns)) for s in summaries]
-    print_table(f"{len(rows)} runs under {root}", ["run", "task", "model", "steps", "status", *columns], rows, table_console())
-    return 0
+    return {
+        "run": path,
+        "task": config.get("task") or ("pretrain" if "input_length" in config else "-"),
+        "model": config.get("model_name_or_path") or config.get("config_name") or "-",
+        "steps": max((row.get("step", 0) for row in history), default=0),
+        "status": status,
+        "metrics": metrics,
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import shutil
 import threading
 import time
@@ -21,11 +20,10 @@ from t5lab.evaluation.pretraining import PretrainingDiagnostics
 from t5lab.training.checkpointing import (
     CheckpointWriteError,
     NonFiniteError,
-    PreemptionHandler,
     Preempted,
+    PreemptionHandler,
     check_checkpoint_matches_model,
     commit_checkpoint,
-    fault_steps,
     find_resumable_checkpoint,
     staging_root,
 )
@@ -40,8 +38,13 @@ class T5LabTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer that logs ``tokens_per_second`` (non-pad input + target tokens, all processes), writes
     checkpoints atomically, stops cleanly on SIGTERM/SIGUSR1 and applies ``--on_nonfinite``."""
 
-    def __init__(self, *args: Any, optimizer_cls_and_kwargs: tuple | None = None,
-                 diagnostics: PretrainingDiagnostics | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        optimizer_cls_and_kwargs: tuple | None = None,
+        diagnostics: PretrainingDiagnostics | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         # Seq2SeqTrainer does not forward this Trainer argument; the Trainer reads it in create_optimizer.
         self.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs
@@ -50,11 +53,9 @@ class T5LabTrainer(Seq2SeqTrainer):
         self._last_log_time = time.perf_counter()
         self.nonfinite_skipped = 0
         self._step_loss_finite: torch.Tensor | bool = True
-        self._poisoned_steps = fault_steps()
         self._preemption = PreemptionHandler()
         self.preempted_by: str | None = None
         self._staging_root: Path | None = None
-        self._saves = 0
         self.add_callback(_ReliabilityCallback(self))
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
@@ -80,21 +81,18 @@ class T5LabTrainer(Seq2SeqTrainer):
             return
         super()._run_epoch(*args, **kwargs)
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if self._poisoned_steps and model.training and self.state.global_step + 1 in self._poisoned_steps:
-            poison = float("nan")  # T5LAB_FAULT_NONFINITE_STEPS test hook: NaN loss, hence NaN gradients
-            result = (result[0] * poison, *result[1:]) if return_outputs else result * poison
-        return result
-
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **kwargs):
         loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys, **kwargs)
         if self.diagnostics is not None and "labels" in inputs:
             with torch.no_grad(), self.autocast_smart_context_manager():
-                self.diagnostics.update(model, self._prepare_inputs(inputs), logits[0] if isinstance(logits, tuple) else logits)
+                self.diagnostics.update(
+                    model, self._prepare_inputs(inputs), logits[0] if isinstance(logits, tuple) else logits
+                )
         return loss, logits, labels
 
-    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"):
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
         if self.diagnostics is not None:
             self.diagnostics.reset()
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
@@ -109,7 +107,9 @@ class T5LabTrainer(Seq2SeqTrainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         # Kept as a tensor: converting here would force a device sync every step.
-        self._tokens_since_log = self._tokens_since_log + inputs["attention_mask"].sum() + (inputs["labels"] != -100).sum()
+        self._tokens_since_log = (
+            self._tokens_since_log + inputs["attention_mask"].sum() + (inputs["labels"] != -100).sum()
+        )
         loss = super().training_step(model, inputs, num_items_in_batch)
         self._step_loss_finite = torch.isfinite(loss).all() & self._step_loss_finite
         return loss
@@ -172,25 +172,22 @@ class T5LabTrainer(Seq2SeqTrainer):
         # While a checkpoint is being saved, the Trainer's writes go to the staging folder.
         return str(self._staging_root) if self._staging_root is not None else super()._get_output_dir(trial)
 
-    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
-        if os.environ.get("T5LAB_FAULT_SAVE_ENOSPC") == str(self._saves):  # test hook: disk full mid-save
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(output_dir, "optimizer.pt"))
-        super()._save_optimizer_and_scheduler(output_dir)
-
     def _save_checkpoint(self, model, trial) -> None:
         run_dir = Path(super()._get_output_dir(trial))
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         staged = staging_root(run_dir) / name
-        self._saves += 1
         self._staging_root = staged.parent
         try:
             super()._save_checkpoint(model, trial)
             if self.args.should_save:
-                (staged / T5LAB_STATE_FILE).write_text(json.dumps({"nonfinite_skipped": self.nonfinite_skipped}) + "\n",
-                                                      encoding="utf-8")
+                (staged / T5LAB_STATE_FILE).write_text(
+                    json.dumps({"nonfinite_skipped": self.nonfinite_skipped}) + "\n", encoding="utf-8"
+                )
         except (OSError, RuntimeError, SafetensorError) as exc:
             # torch and safetensors report a full disk as a failed write of their own, without ENOSPC
-            disk_full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or shutil.disk_usage(run_dir).free < _FULL_DISK_BYTES
+            disk_full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or shutil.disk_usage(
+                run_dir
+            ).free < _FULL_DISK_BYTES
             if self.args.should_save:
                 shutil.rmtree(staged.parent, ignore_errors=True)
             last, _ = find_resumable_checkpoint(run_dir)
@@ -199,12 +196,11 @@ class T5LabTrainer(Seq2SeqTrainer):
                 reason = f"no space left on device: {reason}"
             raise CheckpointWriteError(
                 f"could not write {name} in {run_dir} ({reason}); the previous checkpoint "
-                f"{last or '(none)'} is intact. Free disk space or fix permissions, then rerun the same command to resume."
+                f"{last or '(none)'} is intact. "
+                "Free disk space or fix permissions, then rerun the same command to resume."
             ) from exc
         finally:
             self._staging_root = None
-        if delay := os.environ.get("T5LAB_FAULT_SAVE_DELAY"):  # test hook: a slow save that a test can kill
-            time.sleep(float(delay))
         self.accelerator.wait_for_everyone()  # every process has written its RNG state
         if self.state.best_global_step:  # the Trainer pointed at the staging copy; point at the final folder
             best = run_dir / f"{PREFIX_CHECKPOINT_DIR}-{self.state.best_global_step}"
@@ -213,7 +209,9 @@ class T5LabTrainer(Seq2SeqTrainer):
         if self.args.should_save:
             self.state.save_to_json(str(staged / "trainer_state.json"))
             commit_checkpoint(staged, run_dir / name)
-            rotate_checkpoints(str(run_dir), self.args.save_total_limit, self.state.best_model_checkpoint, use_mtime=True)
+            rotate_checkpoints(
+                str(run_dir), self.args.save_total_limit, self.state.best_model_checkpoint, use_mtime=True
+            )
         self.accelerator.wait_for_everyone()  # nobody stops before the checkpoint is in place
 
 
@@ -234,8 +232,10 @@ class _ReliabilityCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if self.trainer.preempted_by:
             checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-            raise Preempted(f"stopped by {self.trainer.preempted_by} at step {state.global_step} after saving {checkpoint}; "
-                            "rerun the same command to resume from it.")
+            raise Preempted(
+                f"stopped by {self.trainer.preempted_by} at step {state.global_step} after saving {checkpoint}; "
+                "rerun the same command to resume from it."
+            )
 
 
 class EpochToCollator(TrainerCallback):

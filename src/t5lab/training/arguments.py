@@ -1,0 +1,103 @@
+"""The Trainer's arguments with t5lab's defaults, additions and device policy.
+
+Kept apart from :mod:`t5lab.config` because transformers' TrainingArguments imports torch: commands that do not
+train (``--help``, ``tasks``, ``sweep``, ``runs``) parse their flags without paying for it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import torch
+from transformers import Seq2SeqTrainingArguments
+
+from t5lab.errors import ConfigError
+
+# Optimizers t5lab provides on top of the Trainer's own `--optim` choices.
+EXTRA_OPTIMIZERS = ("adamwscale",)
+
+
+def quiet_deepspeed_on_cpu() -> None:
+    """DeepSpeed, which transformers imports when it is installed, would warn on every CPU run that it fell back
+    to the CPU; called by the training commands before transformers' Trainer is imported."""
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+@dataclass
+class T5LabTrainingArguments(Seq2SeqTrainingArguments):
+    """The Trainer's arguments with t5lab's defaults and a few additions."""
+
+    given_flags = frozenset()  # not a field: set by t5lab.config.parse_arguments to the flags the user gave
+
+    output_dir: str | None = field(default=None, metadata={"help": "Where the run writes everything (required)."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Allow starting a new run in an output dir that holds a different run."},
+    )
+    optim: str = field(
+        default="adamw_torch",
+        metadata={"help": "Any Trainer optimizer (adamw_torch, adafactor, ...) or 'adamwscale' (nanoT5)."},
+    )
+    report_to: None | str | list[str] = field(
+        default="tensorboard",
+        metadata={"help": "Trackers, comma-separated: tensorboard (default, local), wandb, mlflow, trackio, none."},
+    )
+    eval_strategy: str | None = field(
+        default=None,
+        metadata={"help": "When to evaluate: no, steps or epoch (default: steps when --eval_steps is given, else no)."},
+    )
+    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+    save_total_limit: int | None = field(default=3, metadata={"help": "Keep the last K checkpoints."})
+    plot_loss: bool = field(default=True, metadata={"help": "Write loss_curve.png into the output dir."})
+    on_nonfinite: str = field(
+        default="stop",
+        metadata={
+            "help": "On a NaN/inf loss or gradient: stop (name the step and the last good checkpoint) or "
+            "skip (drop that update, count it in the logs as nonfinite_skipped)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if not self.output_dir:
+            raise ConfigError("--output_dir is required.")
+        if self.on_nonfinite not in ("stop", "skip"):
+            raise ConfigError(f"--on_nonfinite must be stop or skip, got '{self.on_nonfinite}'.")
+        if self.eval_strategy is None:  # --eval_steps alone means every N steps; an explicit "no" stays no
+            self.eval_strategy = "steps" if self.eval_steps is not None else "no"
+        self.t5lab_optim = self.optim
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns every epoch otherwise
+            if self.bf16:
+                self.use_cpu = True  # the Trainer accepts bf16 autocast on CPU only when told it is on CPU
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.deepspeed:
+                if self.fsdp or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+                    # accelerate would quietly fall back to DDP on CPU processes
+                    raise ConfigError(
+                        "FSDP needs GPUs (accelerate runs it on accelerators only); on CPU use DDP or --deepspeed."
+                    )
+                # Without it, launched CPU processes each train alone: accelerate opens the process group but
+                # neither wraps the model in DDP nor gathers the logged loss.
+                self.use_cpu = True
+        if self.optim in EXTRA_OPTIMIZERS:
+            self.optim = "adamw_torch"  # the Trainer validates the name; the real optimizer is passed in later
+        # Recorded as given (a shipped name or the user's path); the Trainer gets the checked config itself.
+        self.t5lab_deepspeed = self.deepspeed if isinstance(self.deepspeed, str) else None
+        if self.t5lab_deepspeed:
+            from t5lab.launch.configs import load_deepspeed_config
+
+            self.deepspeed = load_deepspeed_config(self.t5lab_deepspeed, self.t5lab_optim)
+        if isinstance(self.report_to, str) and "," in self.report_to:
+            self.report_to = [name.strip() for name in self.report_to.split(",") if name.strip()]
+        super().__post_init__()
+
+    @cached_property
+    def _setup_devices(self) -> torch.device:
+        if self.deepspeed:
+            from t5lab.launch.configs import start_deepspeed_on_cpu
+
+            if start_deepspeed_on_cpu(self.ddp_backend or "gloo", self.ddp_timeout):
+                self.accelerator_config.use_configured_state = True
+        return super()._setup_devices
