@@ -13,6 +13,7 @@ from t5lab.errors import ConfigError
 from t5lab.sweeps.trial import (
     TrialFailed,
     check_metric,
+    check_program,
     evaluations,
     expand_command,
     finetune_metrics,
@@ -81,6 +82,64 @@ def test_which_t5lab_command_a_sweep_runs(tmp_path):
     assert t5lab_command(sweep(tmp_path, program="t5lab", command=["${program}", "finetune", "${args}"])) == "finetune"
     assert t5lab_command(sweep(tmp_path, command=["/opt/venv/bin/t5lab", "finetune", "${args}"])) == "finetune"
     assert t5lab_command(sweep(tmp_path, program="train.py")) is None
+
+
+def test_t5lab_as_a_program_is_this_installation_and_a_missing_program_fails_before_any_trial(tmp_path):
+    spec = sweep(tmp_path, program="t5lab", command=["${program}", "finetune", "${args}"])
+    assert expand_command(spec.command, {"seed": 1}, spec.program) == [
+        sys.executable,
+        "-m",
+        "t5lab",
+        "finetune",
+        "--seed=1",
+    ]
+    check_program(spec)  # found, whatever PATH says
+    with pytest.raises(ConfigError, match="would run 'no-such-trainer', which is neither a program on PATH nor a file"):
+        check_program(sweep(tmp_path, program="no-such-trainer", command=["${program}", "${args}"]))
+
+
+def test_a_sweep_from_a_shell_without_the_environment_on_path(tmp_path):
+    """`.venv/bin/t5lab sweep` where PATH lacks .venv/bin: `program: t5lab` runs, a missing program is one line."""
+    import subprocess
+
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)}
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        yaml.safe_dump(
+            {
+                "program": "t5lab",
+                "command": ["${program}", "tasks"],
+                "method": "grid",
+                "metric": {"name": "eval/accuracy", "goal": "maximize"},
+                "parameters": {"output_dir": {"value": str(tmp_path / "good")}},
+            }
+        )
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "t5lab", "sweep", str(good)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert "Traceback" not in run.stderr and "FileNotFoundError" not in run.stderr
+    logs = list((tmp_path / "good").rglob("*.log"))
+    assert (
+        logs and "glue/sst2" in logs[0].read_text()
+    )  # the trial ran `t5lab tasks` (then failed: it writes no metrics)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("program: t5lab", "program: t5lab-missing"))
+    run = subprocess.run(
+        [sys.executable, "-m", "t5lab", "sweep", str(bad), "--output_dir", str(tmp_path / "bad")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and "t5lab-missing" in run.stderr
+    assert not (tmp_path / "bad").exists()  # nothing written: no study, no trial folder
 
 
 @pytest.mark.parametrize("metric", ["eval/mcc", "eval_mcc", "mcc", "eval/loss", "eval/invalid_rate"])

@@ -34,7 +34,7 @@ from rich.console import Console
 from t5lab.errors import ConfigError
 from t5lab.sweeps import wandb_yaml
 from t5lab.sweeps.layout import locations, study_folder, worker_environments
-from t5lab.sweeps.trial import TrialFailed, check_metric, evaluations, expand_command, read_objective
+from t5lab.sweeps.trial import TrialFailed, check_metric, check_program, evaluations, expand_command, read_objective
 from t5lab.sweeps.wandb_yaml import SweepSpec
 from t5lab.training.checkpointing import PREEMPTION_SIGNALS, Preempted
 
@@ -326,6 +326,7 @@ def run_sweep(
     space = wandb_yaml.search_space(spec)
     if "output_dir" in space:
         raise ConfigError("parameter 'output_dir' cannot be searched: each trial gets its own output dir.")
+    check_program(spec)
     check_metric(spec)
     root, url, name = locations(spec, output_dir, storage, study_name)
     budget = trials or spec.run_cap or (wandb_yaml.grid_size(space) if spec.method == "grid" else DEFAULT_TRIALS)

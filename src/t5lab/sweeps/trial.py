@@ -56,7 +56,23 @@ def expand_command(
             argv += expansions[token]
         else:  # W&B leaves an unset variable's name
             argv.append(ENVVAR_MACRO.sub(lambda match: os.environ.get(match.group(1), match.group(1)), token))
+    if argv and argv[0] == "t5lab":
+        # this installation's t5lab, whether or not its environment's bin folder is on PATH
+        argv = [sys.executable, "-m", "t5lab", *argv[1:]]
     return argv
+
+
+def check_program(spec: SweepSpec) -> None:
+    """Fail before any trial when the program the trials run cannot be found."""
+    argv = expand_command(spec.command, {}, spec.program)
+    if not argv or not argv[0]:
+        raise ConfigError("the sweep's command is empty; set program (e.g. t5lab) or command.")
+    executable = argv[0]
+    if shutil.which(executable) is None and not Path(executable).is_file():
+        raise ConfigError(
+            f"the sweep's trials would run '{executable}', which is neither a program on PATH nor a file; "
+            "fix program/command in the sweep file (t5lab itself can be named as 'program: t5lab')."
+        )
 
 
 def t5lab_command(spec: SweepSpec) -> str | None:

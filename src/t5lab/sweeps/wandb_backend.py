@@ -19,7 +19,7 @@ from rich.console import Console
 
 from t5lab.errors import ConfigError, UserError
 from t5lab.sweeps.layout import locations, study_folder, worker_environments
-from t5lab.sweeps.trial import check_metric, expand_command
+from t5lab.sweeps.trial import check_metric, check_program, expand_command
 from t5lab.sweeps.wandb_yaml import SweepSpec, load_sweep
 
 console = Console(stderr=True, soft_wrap=True)
@@ -104,6 +104,7 @@ def run_wandb_sweep(spec: SweepSpec, trials: int | None, workers: int, output_di
         raise UserError("the wandb backend needs the wandb package: pip install 't5lab[wandb]'.") from None
     if workers < 0:
         raise ConfigError(f"--workers must be 0 (only create the sweep) or more, got {workers}.")
+    check_program(spec)
     check_metric(spec)
     root, _, name = locations(spec, output_dir, None, None)
     project = spec.project or os.environ.get("WANDB_PROJECT") or "t5lab"
