@@ -98,6 +98,22 @@ def test_separate_validation_file(tmp_path, tokenizer, wiki_lines):
     )
     decoded = tokenizer.decode(np.asarray(validation[0]["input_ids"]))
     assert decoded[:40] in " ".join(line.strip() for line in wiki_lines[1000:])
+    # --max_eval_samples takes chunks spread over the whole held-out file, not its head
+    _, everything = pretraining_datasets(
+        DataArguments(train_file=str(train_path), validation_file=str(val_path), max_eval_samples=None).corpus(),
+        tokenizer,
+        141,
+        0,
+    )
+    _, few = pretraining_datasets(
+        DataArguments(train_file=str(train_path), validation_file=str(val_path), max_eval_samples=4).corpus(),
+        tokenizer,
+        141,
+        0,
+    )
+    rows = [list(everything[i]["input_ids"]) for i in range(len(everything))]
+    picked = [rows.index(list(few[i]["input_ids"])) for i in range(4)]
+    assert len(everything) > 20 and picked[0] == 0 and picked[-1] == len(rows) - 1 and picked == sorted(picked)
 
 
 @pytest.mark.parametrize(

@@ -294,3 +294,27 @@ def test_early_stopping_ends_a_run_that_stops_improving(tmp_path, shared_data, w
     assert code == 0
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 6  # evaluations at 2 (best), 4 and 6 (no improvement twice)
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_its_fix(
+    tmp_path, shared_data, wiki_tokenizer_dir
+):
+    code, out = _finetune(tmp_path, shared_data, wiki_tokenizer_dir, "run", "--task", "glue/sst3", "--max_steps", "2")
+    assert code == 2  # unknown task, after the run record was written
+    code, out = _finetune(
+        tmp_path,
+        shared_data,
+        wiki_tokenizer_dir,
+        "run",
+        "--task",
+        "glue/rte",
+        "--max_steps",
+        "2",
+        "--max_train_samples",
+        "32",
+    )
+    assert code == 0 and (out / "eval_results.json").is_file()
+    assert "rte" in (out / "t5lab_config.yaml").read_text()
+    # a run that reached a checkpoint is still protected
+    code, _ = _finetune(tmp_path, shared_data, wiki_tokenizer_dir, "run", "--task", "glue/sst2", "--max_steps", "2")
+    assert code == 2

@@ -278,3 +278,12 @@ def test_eval_steps_alone_evaluate_and_an_explicit_no_turns_evaluation_off(tmp_p
     assert [h["step"] for h in _history(tmp_path / "on") if "eval_loss" in h] == [2, 4, 4]
     assert main(_args(wikitext_file, wiki_tokenizer_dir, tmp_path / "off", *common, "--eval_strategy", "no")) == 0
     assert [h["step"] for h in _history(tmp_path / "off") if "eval_loss" in h] == [4]
+
+
+def test_a_failed_start_does_not_block_the_corrected_command(tmp_path, wikitext_file, wiki_tokenizer_dir, capsys):
+    out = tmp_path / "run"
+    missing = tmp_path / "typo.txt"
+    bad = _args(missing, wiki_tokenizer_dir, out, "--max_steps", "2", "--validation_split_percentage", "0")
+    assert main(bad) == 2  # the corpus does not exist
+    assert main(_args(wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "2", "--config_name", "t5-mini")) == 0
+    assert (out / "model.safetensors").is_file()

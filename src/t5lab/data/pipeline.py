@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerBase
 
@@ -96,7 +97,10 @@ def pretraining_datasets(
     packed = cached_packed(key, build, cache_root, overwrite=corpus.overwrite_cache).with_format("numpy")
     validation = packed.get("validation")
     if validation is not None and corpus.max_eval_samples is not None and len(validation) > corpus.max_eval_samples:
-        validation = validation.select(range(corpus.max_eval_samples))
+        # Evenly spread over the held-out text, not its head: a file's first chunks are often one document's
+        # front matter (a Gutenberg book's title page and contents), which would make every figure atypical.
+        spread = np.linspace(0, len(validation) - 1, corpus.max_eval_samples).round().astype(int)
+        validation = validation.select(spread.tolist())
     return packed["train"], validation
 
 

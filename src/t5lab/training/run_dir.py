@@ -43,6 +43,40 @@ RESUMABLE_CHANGES = {
 }
 
 
+# What a run writes before its first checkpoint (besides CONFIG_FILE): forgotten when such a run is replaced.
+_UNSTARTED_RUN_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "spiece.model",
+    "added_tokens.json",
+    "run_info.json",
+    "metrics.jsonl",
+    "runs",
+)
+
+
+def _reached_a_checkpoint(path: Path) -> bool:
+    """Whether the run in ``path`` saved anything worth keeping: a checkpoint (even half-written) or a model."""
+    return (
+        any(path.glob("checkpoint-*"))
+        or staging_root(path).exists()
+        or (path / "model.safetensors").exists()
+        or (path / "trainer_state.json").exists()
+    )
+
+
+def _forget_unstarted_run(path: Path, is_main_process: bool) -> None:
+    if not is_main_process:
+        return
+    for name in (CONFIG_FILE, *_UNSTARTED_RUN_FILES):
+        target = path / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+
 def prepare_output_dir(
     output_dir: str,
     config: dict[str, Any],
@@ -54,8 +88,9 @@ def prepare_output_dir(
 
     An empty or new directory starts a run. A directory holding the same run (same config but for
     :data:`RESUMABLE_CHANGES`) resumes from its latest complete checkpoint; checkpoints a killed run left
-    incomplete are skipped and reported on stderr (one line). Anything else is refused unless ``overwrite``
-    is set, in which case the old checkpoints are removed and the run starts afresh.
+    incomplete are skipped and reported on stderr (one line). A directory whose run failed before its first
+    checkpoint is taken over by the new run, whatever its settings. Anything else is refused unless
+    ``overwrite`` is set, in which case the old checkpoints are removed and the run starts afresh.
     """
     path = Path(output_dir)
     if path.exists() and not path.is_dir():
@@ -73,6 +108,11 @@ def prepare_output_dir(
         differing = sorted(
             k for k in set(saved) | set(config) if k not in RESUMABLE_CHANGES and saved.get(k) != config.get(k)
         )
+        if differing and not _reached_a_checkpoint(path):
+            # A run that failed before its first checkpoint (a typo, a missing file) must not block its fix: what
+            # it left (its record, a tokenizer trained for its settings, logs) is dropped and the new run starts.
+            _forget_unstarted_run(path, is_main_process)
+            differing = []
         if differing:
             raise ConfigError(
                 f"--output_dir {path} holds a different run (settings differ: {', '.join(differing)}); "
