@@ -22,9 +22,6 @@ from transformers import HfArgumentParser
 from t5lab.data.pipeline import Corpus
 from t5lab.errors import ConfigError, UserArgumentParser, yaml_error
 
-# Fields whose value is derived from others; recording them would pin a stale value on reuse.
-_DERIVED_TRAINING_FIELDS = {"logging_dir", "local_rank"}
-
 
 @dataclass
 class ModelArguments:
@@ -194,9 +191,6 @@ class TaskArguments:
         return {split: path for split, path in files.items() if path} or None
 
 
-_T5LAB_TRAINING_FIELDS = {"output_dir", "overwrite_output_dir", "report_to", "plot_loss", "on_nonfinite"}
-
-
 class ArgumentParser(HfArgumentParser, UserArgumentParser):
     """HfArgumentParser whose errors are one-line errors instead of usage dumps (see :class:`UserArgumentParser`)."""
 
@@ -315,61 +309,3 @@ def given_flags(argv: Sequence[str], types: Sequence[type]) -> frozenset[str]:
             name = arg[2:].split("=", 1)[0].replace("-", "_")
             names.add(aliases.get(name, name))
     return frozenset(names & set(_dataclass_fields(types)))
-
-
-def effective_config(instances: Sequence[Any]) -> dict[str, Any]:
-    """The run's settings: every t5lab field, plus the Trainer fields that differ from their defaults."""
-    config: dict[str, Any] = {}
-    for instance in instances:
-        # the Trainer's arguments (t5lab.training.arguments), recognised without importing them (and torch)
-        is_training_arguments = hasattr(instance, "t5lab_optim")
-        for f in dataclasses.fields(instance):
-            if not f.init or f.name.startswith("_"):
-                continue
-            value = getattr(instance, f.name)
-            value = getattr(value, "value", value)  # enums
-            if is_training_arguments and f.name not in _T5LAB_TRAINING_FIELDS:
-                default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-                if value == getattr(default, "value", default) or f.name in _DERIVED_TRAINING_FIELDS:
-                    continue
-            if isinstance(value, (str, int, float, bool, type(None), list, dict)):
-                config[f.name] = value
-        if is_training_arguments:
-            config["optim"] = instance.t5lab_optim
-            if instance.t5lab_deepspeed:
-                config["deepspeed"] = instance.t5lab_deepspeed
-    return config
-
-
-_SECRET_KEY = re.compile(r"(^|_)(token|secret|password|api_key)$")
-
-
-def redact(settings: dict[str, Any]) -> dict[str, Any]:
-    """Replace values of token-like keys so saved configs never hold secrets."""
-    return {k: ("<redacted>" if _SECRET_KEY.search(k) and v else v) for k, v in settings.items()}
-
-
-def redact_argv(argv: Sequence[str]) -> list[str]:
-    """A command line with the values of token-like flags (``--hub_token X``, ``--hub_token=X``) replaced."""
-    redacted, hide_next = [], False
-    for arg in argv:
-        name, has_value, _ = arg.lstrip("-").partition("=")
-        if hide_next:
-            redacted.append("<redacted>")
-        elif arg.startswith("--") and has_value and _SECRET_KEY.search(name.replace("-", "_")):
-            redacted.append(f"--{name}=<redacted>")
-        else:
-            redacted.append(arg)
-        hide_next = (
-            not hide_next
-            and arg.startswith("--")
-            and not has_value
-            and bool(_SECRET_KEY.search(name.replace("-", "_")))
-        )
-    return redacted
-
-
-def save_config(settings: dict[str, Any], path: str | Path) -> None:
-    """Write the run's effective settings as YAML (reusable with --config)."""
-    clean = {k: (v.value if hasattr(v, "value") else v) for k, v in redact(settings).items()}
-    Path(path).write_text(yaml.safe_dump(clean, sort_keys=True), encoding="utf-8")

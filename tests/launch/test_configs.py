@@ -12,10 +12,11 @@ from accelerate.commands.config.config_args import load_config_from_file
 from transformers.models.t5 import modeling_t5
 
 from t5lab.cli import main
-from t5lab.config import DataArguments, ModelArguments, effective_config, parse_arguments
+from t5lab.config import DataArguments, ModelArguments, parse_arguments
 from t5lab.errors import ConfigError
 from t5lab.launch.configs import DEEPSPEED_CONFIGS, launch_file
 from t5lab.training.arguments import T5LabTrainingArguments
+from t5lab.training.run_dir import effective_config
 
 pytest.importorskip("deepspeed", reason="DeepSpeed is part of the test extra (pip install -e '.[test]')")
 TYPES = (ModelArguments, DataArguments, T5LabTrainingArguments)

@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from transformers import EarlyStoppingCallback, PreTrainedTokenizerBase, set_seed
 
-from t5lab.config import ModelArguments, TaskArguments, effective_config
+from t5lab.config import ModelArguments, TaskArguments
 from t5lab.data.collators import FinetuneCollator
 from t5lab.data.tokenizer import load_tokenizer
 from t5lab.errors import ConfigError, DataError
@@ -29,7 +29,7 @@ from t5lab.tasks.examples import EvaluationSet, evaluation_set, load_examples, m
 from t5lab.tasks.schema import Task
 from t5lab.training.arguments import T5LabTrainingArguments
 from t5lab.training.optim import optimizer_cls_and_kwargs
-from t5lab.training.run_dir import prepare_output_dir
+from t5lab.training.run_dir import effective_config, prepare_output_dir
 from t5lab.training.tracking import TrackingCallback
 
 console = Console(stderr=True)

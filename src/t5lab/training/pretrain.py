@@ -13,7 +13,7 @@ import torch
 from rich.console import Console
 from transformers import EvalPrediction, PreTrainedTokenizerBase, set_seed
 
-from t5lab.config import DataArguments, ModelArguments, effective_config
+from t5lab.config import DataArguments, ModelArguments
 from t5lab.data.collators import SpanCorruptionCollator
 from t5lab.data.pipeline import corpus_texts, pretraining_datasets
 from t5lab.data.span_corruption import compute_lengths
@@ -23,7 +23,7 @@ from t5lab.evaluation.pretraining import PretrainingDiagnostics, dataset_unigram
 from t5lab.models.presets import build_model
 from t5lab.training.arguments import T5LabTrainingArguments
 from t5lab.training.optim import optimizer_cls_and_kwargs
-from t5lab.training.run_dir import prepare_output_dir
+from t5lab.training.run_dir import effective_config, prepare_output_dir
 from t5lab.training.tracking import TrackingCallback
 from t5lab.training.trainer import EpochToCollator, T5LabTrainer
 

@@ -34,9 +34,8 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 import t5lab
-from t5lab.config import redact, redact_argv
 from t5lab.evaluation.naming import EVAL_PREFIX, strip_eval_prefix
-from t5lab.training.run_dir import CONFIG_FILE
+from t5lab.training.run_dir import CONFIG_FILE, redact, redact_argv
 
 RUN_INFO_FILE = "run_info.json"
 METRICS_FILE = "metrics.jsonl"
