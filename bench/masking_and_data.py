@@ -19,10 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines.seed_style import SeedStyleCollator, tokenize_lines  # noqa: E402
 from common import bench_tokenizer, corpus_lines, machine, median, timed  # noqa: E402
 
-from t5lab.data.collators import SpanCorruptionCollator  # noqa: E402
+from t5lab.data.collators import PretrainingCollator  # noqa: E402
+from t5lab.data.objectives import Denoiser, objective_for_tokenizer  # noqa: E402
 from t5lab.data.packing import pack  # noqa: E402
-from t5lab.data.span_corruption import compute_lengths  # noqa: E402
-from t5lab.data.tokenizer import sentinel_ids  # noqa: E402
 
 
 def main() -> None:
@@ -38,10 +37,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = bench_tokenizer(Path(tmp) / "tok")
         lines = corpus_lines()
-        lengths = compute_lengths(512)
+        objective = objective_for_tokenizer([Denoiser("span")], 512, tokenizer)
+        lengths = objective.lengths
         packed = pack(Dataset.from_dict({"text": lines}), tokenizer, lengths.raw_length).with_format("numpy")
         seed_rows = tokenize_lines(tokenizer, lines, 512, batch_size=8)
-        ours = SpanCorruptionCollator(lengths, sentinel_ids(tokenizer), tokenizer.eos_token_id)
+        ours = PretrainingCollator(objective)
         seed = SeedStyleCollator(
             vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
         )

@@ -42,18 +42,18 @@ def main() -> None:
     args = parser.parse_args()
     from datasets import Dataset, disable_progress_bars
 
-    from t5lab.data.collators import SpanCorruptionCollator
+    from t5lab.data.collators import PretrainingCollator
+    from t5lab.data.objectives import Denoiser, objective_for_tokenizer
     from t5lab.data.packing import pack
-    from t5lab.data.span_corruption import compute_lengths
-    from t5lab.data.tokenizer import sentinel_ids
     from t5lab.models.presets import build_model
 
     disable_progress_bars()
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = bench_tokenizer(Path(tmp) / "tok")
-    lengths = compute_lengths(512)
+    objective = objective_for_tokenizer([Denoiser("span")], 512, tokenizer)
+    lengths = objective.lengths
     packed = pack(Dataset.from_dict({"text": corpus_lines()}), tokenizer, lengths.raw_length).with_format("numpy")
-    collator = SpanCorruptionCollator(lengths, sentinel_ids(tokenizer), tokenizer.eos_token_id)
+    collator = PretrainingCollator(objective)
     model = build_model(tokenizer, config_name=args.preset)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)  # the Trainer's adamw_torch
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")

@@ -59,13 +59,14 @@ def snapshot_record(run_dir: Path, step: int) -> dict | None:
     history = json.loads(state_file.read_text())["log_history"]
     evals = [h for h in history if "eval_loss" in h and h["step"] <= step]
     last_eval = evals[-1] if evals else {}
-    from t5lab.data.span_corruption import compute_lengths
+    from t5lab.data.objectives import objective_lengths, parse_objective
 
-    raw_length = compute_lengths(
-        settings.get("input_length", 512),
+    denoisers = parse_objective(
+        settings.get("objective", "span_corruption"),
         settings.get("noise_density", 0.15),
         settings.get("mean_noise_span_length", 3.0),
-    ).raw_length
+    )
+    raw_length = objective_lengths(denoisers, settings.get("input_length", 512)).raw_length
     batch = settings.get("per_device_train_batch_size", 8) * settings.get("gradient_accumulation_steps", 1)
     return {
         "name": f"{step} steps",

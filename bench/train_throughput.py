@@ -100,10 +100,10 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     from datasets import Dataset, disable_progress_bars
     from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
-    from t5lab.data.collators import SpanCorruptionCollator
+    from t5lab.data.collators import PretrainingCollator
+    from t5lab.data.objectives import Denoiser, objective_for_tokenizer
     from t5lab.data.packing import pack
-    from t5lab.data.span_corruption import compute_lengths
-    from t5lab.data.tokenizer import load_tokenizer, sentinel_ids
+    from t5lab.data.tokenizer import load_tokenizer
     from t5lab.models.presets import build_model
     from t5lab.training.arguments import T5LabTrainingArguments
     from t5lab.training.trainer import T5LabTrainer
@@ -132,11 +132,10 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     )
     out = tempfile.mkdtemp()
     if config["pipeline"] == "ours":
-        lengths = compute_lengths(512)
+        objective = objective_for_tokenizer([Denoiser("span")], 512, tokenizer)
+        lengths = objective.lengths
         train = pack(Dataset.from_dict({"text": lines}), tokenizer, lengths.raw_length).with_format("numpy")
-        collator = SpanCorruptionCollator(
-            lengths, sentinel_ids(tokenizer), tokenizer.eos_token_id, model.config.decoder_start_token_id
-        )
+        collator = PretrainingCollator(objective, model.config.decoder_start_token_id)
         args = T5LabTrainingArguments(output_dir=out, optim=config["optim"], **common_args)
         trainer_cls = T5LabTrainer
     else:

@@ -14,13 +14,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from transformers import HfArgumentParser
 
 from t5lab.data.pipeline import Corpus
 from t5lab.errors import ConfigError, UserArgumentParser, yaml_error
+
+if TYPE_CHECKING:
+    from t5lab.data.objectives import Denoiser
 
 
 @dataclass
@@ -107,6 +110,18 @@ class DataArguments:
         metadata={"help": "Fraction of tokens corrupted.", "aliases": ["--mlm_probability"]},
     )
     mean_noise_span_length: float = field(default=3.0, metadata={"help": "Mean length of a corrupted span."})
+    objective: str = field(
+        default="span_corruption",
+        metadata={
+            "help": "Pre-training objective: span_corruption, iid_masking, prefix_lm, pmi_masking, ul2 (UL2's mixture "
+            "of denoisers), or a mixture 'span_corruption:0.5,prefix_lm:0.5' (a mapping or list in YAML; "
+            "see docs/objectives.md)."
+        },
+    )
+    pmi_vocab: str | None = field(
+        default=None,
+        metadata={"help": "PMI n-gram vocabulary for pmi_masking, one n-gram per line (`t5lab pmi build` writes one)."},
+    )
     preprocessing_num_workers: int | None = field(
         default=None, metadata={"help": "Processes used to tokenize (default: one per core, at most 8)."}
     )
@@ -125,6 +140,18 @@ class DataArguments:
             raise ConfigError(f"--input_length must be at least 8, got {self.input_length}.")
         if not 0.0 <= self.validation_split_percentage < 100.0:
             raise ConfigError("--validation_split_percentage must be in [0, 100).")
+        denoisers = self.denoisers()  # a bad objective is a one-line error before anything runs
+        if any(d.kind == "pmi" for d in denoisers):
+            if not self.pmi_vocab:
+                raise ConfigError("pmi_masking needs --pmi_vocab FILE (build one with `t5lab pmi build`).")
+            if not Path(self.pmi_vocab).is_file():
+                raise ConfigError(f"--pmi_vocab {self.pmi_vocab} does not exist.")
+
+    def denoisers(self) -> tuple[Denoiser, ...]:
+        """The objective's denoisers (``--objective`` with ``--noise_density`` and ``--mean_noise_span_length``)."""
+        from t5lab.data.objectives import parse_objective  # numba: loaded only when an objective is parsed
+
+        return parse_objective(self.objective, self.noise_density, self.mean_noise_span_length)
 
     def corpus(self) -> Corpus:
         """The text sources of these arguments, as the data layer takes them."""
@@ -231,12 +258,13 @@ def load_yaml_config(path: str | Path, types: Sequence[type]) -> dict[str, Any]:
     return data
 
 
-def _yaml_to_argv(config: dict[str, Any]) -> list[str]:
+def _yaml_to_argv(config: dict[str, Any], fields: dict[str, dataclasses.Field]) -> list[str]:
     argv: list[str] = []
     for key, value in config.items():
         if value is None or value == []:
             continue
-        if isinstance(value, dict):
+        takes_list = key in fields and "list" in str(fields[key].type).lower()
+        if isinstance(value, dict) or (isinstance(value, list) and not takes_list and key != "report_to"):
             argv += [f"--{key}", json.dumps(value)]
         elif isinstance(value, (list, tuple)):
             argv += (
@@ -281,7 +309,7 @@ def parse_arguments(types: Sequence[type], argv: Sequence[str], prog: str, descr
     yaml_config = load_yaml_config(config_path, types) if config_path else {}
     parser = ArgumentParser(list(types), prog=prog, description=description)
     parser.add_argument("--config", help="YAML file of flag values; command-line flags override it.")
-    full_argv = _yaml_to_argv(yaml_config) + list(argv)
+    full_argv = _yaml_to_argv(yaml_config, _dataclass_fields(types)) + list(argv)
     try:
         *instances, remaining = parser.parse_args_into_dataclasses(args=full_argv, return_remaining_strings=True)
     except ConfigError:

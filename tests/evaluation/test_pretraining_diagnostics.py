@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from t5lab.config import DataArguments
-from t5lab.data.collators import SpanCorruptionCollator
+from t5lab.data.collators import PretrainingCollator
+from t5lab.data.objectives import objective_for_tokenizer, parse_objective
 from t5lab.data.pipeline import pretraining_datasets
-from t5lab.data.span_corruption import compute_lengths, reconstruct
+from t5lab.data.span_corruption import reconstruct
 from t5lab.data.tokenizer import load_tokenizer, sentinel_ids
 from t5lab.evaluation.pretraining import (
     PretrainingDiagnostics,
@@ -31,14 +32,13 @@ def real_batch(wikitext_file, wiki_tokenizer_dir):
     """A collator batch from the real pre-training data path (file -> tokenize -> pack -> corrupt), with its chunks."""
     tokenizer = load_tokenizer(str(wiki_tokenizer_dir))
     sentinels = sentinel_ids(tokenizer)
-    lengths = compute_lengths(64, 0.15, 3.0, len(sentinels))
+    objective = objective_for_tokenizer(parse_objective("span_corruption"), 64, tokenizer)
+    lengths = objective.lengths
     data_args = DataArguments(
         train_file=str(wikitext_file), input_length=64, max_eval_samples=64, preprocessing_num_workers=1
     )
     train, validation = pretraining_datasets(data_args.corpus(), tokenizer, lengths.raw_length, seed=3)
-    collator = SpanCorruptionCollator(
-        lengths, sentinels, tokenizer.eos_token_id, decoder_start_token_id=0, seed=3, epoch=1
-    )
+    collator = PretrainingCollator(objective, decoder_start_token_id=0, seed=3, epoch=1)
     rows = [validation[i] for i in range(16)]
     return tokenizer, sentinels, train, collator, rows, collator(rows)
 
@@ -50,7 +50,7 @@ def test_collated_targets_put_back_at_their_sentinels_restore_the_packed_chunk(r
         batch["labels"].numpy(),
         batch["decoder_input_ids"].numpy(),
     )
-    assert inputs.shape == (16, collator.lengths.input_length) and labels.shape == (16, collator.lengths.target_length)
+    assert inputs.shape == (16, collator.objective.lengths.input_length) and labels.shape == (16, collator.objective.lengths.target_length)
     for row in range(len(rows)):
         np.testing.assert_array_equal(
             reconstruct(inputs[row], labels[row], sentinels, tokenizer.eos_token_id), rows[row]["input_ids"]

@@ -157,6 +157,39 @@ def _split_row(row, num_noise, num_spans, salt, position_keys, draws, nonnoise_l
     _segment(key, num_noise, row.shape[0] - num_noise, num_spans, draws, nonnoise_lengths)
 
 
+@njit(inline="always")
+def _write_corrupted(row, nonnoise_lengths, noise_lengths, num_spans, sentinel_ids, eos_id, inputs, targets, start):
+    """Write one row's inputs (from position ``start``) and targets given its alternating span lengths.
+
+    Span k is non-noise ``nonnoise_lengths[k]`` then noise ``noise_lengths[k]`` (T5's order); tokens after the
+    last noise span stay in the inputs. Each noise span becomes sentinel k in the inputs, and sentinel k followed
+    by the span in the targets. Returns the lengths written, EOS included.
+    """
+    source = 0
+    written_inputs = start
+    written_targets = 0
+    for span in range(num_spans):
+        for _ in range(nonnoise_lengths[span]):
+            inputs[written_inputs] = row[source]
+            written_inputs += 1
+            source += 1
+        inputs[written_inputs] = sentinel_ids[span]
+        targets[written_targets] = sentinel_ids[span]
+        written_inputs += 1
+        written_targets += 1
+        for _ in range(noise_lengths[span]):
+            targets[written_targets] = row[source]
+            written_targets += 1
+            source += 1
+    for _ in range(row.shape[0] - source):
+        inputs[written_inputs] = row[source]
+        written_inputs += 1
+        source += 1
+    inputs[written_inputs] = eos_id
+    targets[written_targets] = eos_id
+    return written_inputs + 1, written_targets + 1
+
+
 @njit(cache=True, nogil=True)
 def _corrupt_kernel(tokens, num_noise, num_spans, seed, epoch, sentinel_ids, eos_id, inputs, targets):
     salt, position_keys = _salt(seed, epoch), _position_keys(tokens.shape[1])
@@ -165,24 +198,7 @@ def _corrupt_kernel(tokens, num_noise, num_spans, seed, epoch, sentinel_ids, eos
     draws = np.empty(tokens.shape[1], np.uint64)
     for r in range(tokens.shape[0]):
         _split_row(tokens[r], num_noise, num_spans, salt, position_keys, draws, nonnoise_lengths, noise_lengths)
-        source = 0
-        written_inputs = 0
-        written_targets = 0
-        for span in range(num_spans):  # non-noise span, then noise span: T5's order
-            for _ in range(nonnoise_lengths[span]):
-                inputs[r, written_inputs] = tokens[r, source]
-                written_inputs += 1
-                source += 1
-            inputs[r, written_inputs] = sentinel_ids[span]
-            targets[r, written_targets] = sentinel_ids[span]
-            written_inputs += 1
-            written_targets += 1
-            for _ in range(noise_lengths[span]):
-                targets[r, written_targets] = tokens[r, source]
-                written_targets += 1
-                source += 1
-        inputs[r, written_inputs] = eos_id
-        targets[r, written_targets] = eos_id
+        _write_corrupted(tokens[r], nonnoise_lengths, noise_lengths, num_spans, sentinel_ids, eos_id, inputs[r], targets[r], 0)
 
 
 def _checked_tokens(tokens: np.ndarray, lengths: CorruptionLengths) -> np.ndarray:
@@ -223,21 +239,26 @@ def corrupt_spans(
 
 
 def reconstruct(inputs: np.ndarray, targets: np.ndarray, sentinel_ids: np.ndarray, eos_id: int) -> np.ndarray:
-    """Invert :func:`corrupt_spans` for one row: put each target span back at its sentinel (for tests/debugging)."""
+    """Invert a sentinel objective for one row: put each target span back at its sentinel (tests, debugging).
+
+    A row ends at its last EOS (padding and -100 labels may follow); earlier EOS tokens are corpus tokens, the
+    separators between packed documents.
+    """
     sentinel_set = {int(s): k for k, s in enumerate(sentinel_ids)}
+
+    def content(row: np.ndarray) -> list[int]:
+        tokens = row.tolist()
+        return tokens[: len(tokens) - 1 - tokens[::-1].index(eos_id)]
+
     spans: dict[int, list[int]] = {}
     current = None
-    for token in targets.tolist():
-        if token == eos_id:
-            break
+    for token in content(targets):
         if token in sentinel_set:
             current = sentinel_set[token]
             spans[current] = []
         elif current is not None:
             spans[current].append(token)
     restored: list[int] = []
-    for token in inputs.tolist():
-        if token == eos_id:
-            break
+    for token in content(inputs):
         restored.extend(spans.get(sentinel_set[token], []) if token in sentinel_set else [token])
     return np.asarray(restored, dtype=inputs.dtype)

@@ -142,3 +142,9 @@ def sentinel_ids(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
     if tokenizer.eos_token_id is None:
         raise ConfigError("the tokenizer has no EOS token; use a T5 tokenizer or --tokenizer_name train.")
     return np.asarray(ids, dtype=np.int64)
+
+
+def add_mode_tokens(tokenizer: PreTrainedTokenizerBase, tokens: list[str]) -> int:
+    """Add UL2's mode tokens (``[NLU]``, ``[NLG]``, ``[S2S]``) as special tokens, never split or lower-cased;
+    tokens already present keep their ids, so a resumed run gets the same ids. Returns how many were added."""
+    return tokenizer.add_tokens(tokens, special_tokens=True) if tokens else 0

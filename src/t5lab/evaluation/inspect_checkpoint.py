@@ -64,9 +64,9 @@ def inspect_checkpoint(
     import numpy as np
     import torch
 
-    from t5lab.data.collators import SpanCorruptionCollator
-    from t5lab.data.span_corruption import compute_lengths
-    from t5lab.data.tokenizer import load_tokenizer, sentinel_ids
+    from t5lab.data.collators import PretrainingCollator
+    from t5lab.data.objectives import objective_for_tokenizer, parse_objective
+    from t5lab.data.tokenizer import load_tokenizer
     from t5lab.evaluation.pretraining import PretrainingDiagnostics, encoder_collapse, unigram_log_probs
     from t5lab.models.presets import build_model, new_model
 
@@ -84,8 +84,9 @@ def inspect_checkpoint(
         mean_noise_span_length or settings.get("mean_noise_span_length", 3.0),
     )
     tokenizer = load_tokenizer(str(folder))
-    sentinels = sentinel_ids(tokenizer)
-    lengths = compute_lengths(*lengths_args, len(sentinels))
+    denoisers = parse_objective(settings.get("objective", "span_corruption"), *lengths_args[1:])
+    objective = objective_for_tokenizer(denoisers, lengths_args[0], tokenizer, settings.get("pmi_vocab"))
+    lengths = objective.lengths
     model = build_model(tokenizer, str(folder))
     torch.manual_seed(seed)
     twin = new_model(type(model.config).from_dict(model.config.to_dict()))
@@ -96,15 +97,13 @@ def inspect_checkpoint(
     if len(chunks) < 2:
         raise DataError(f"--train_file {train_file} is too short for chunks of {lengths.raw_length} tokens.")
     unigram = unigram_log_probs((np.asarray(row) for row in ids[num_chunks:]), model.config.vocab_size)
-    collator = SpanCorruptionCollator(
-        lengths, sentinels, tokenizer.eos_token_id, model.config.decoder_start_token_id, seed=seed
-    )
+    collator = PretrainingCollator(objective, model.config.decoder_start_token_id, seed=seed)
     probe_texts = windows[:num_chunks]
 
     report: dict[str, dict[str, float]] = {}
     for name, candidate in (("model", model), ("random twin", twin)):
         candidate.eval()
-        diagnostics = PretrainingDiagnostics(int(sentinels.min()), tokenizer.eos_token_id, unigram)
+        diagnostics = PretrainingDiagnostics(int(objective.sentinel_ids.min()), tokenizer.eos_token_id, unigram)
         for start in range(0, len(chunks), batch_size):
             rows = [{"input_ids": np.asarray(chunk, dtype=np.int64)} for chunk in chunks[start : start + batch_size]]
             diagnostics.update(candidate, collator(rows))
@@ -116,6 +115,7 @@ def inspect_checkpoint(
         "raw_length": lengths.raw_length,
         "input_length": lengths.input_length,
         "target_length": lengths.target_length,
+        "objective": ", ".join(d.describe() for d in denoisers),
         "noise_density": lengths_args[1],
         "mean_noise_span_length": lengths_args[2],
     }
@@ -123,7 +123,7 @@ def inspect_checkpoint(
 
 
 _ROWS = [
-    ("loss", "span-corruption loss (nats/token)"),
+    ("loss", "pre-training loss (nats/token)"),
     ("noise_loss", "loss on hidden tokens"),
     ("noise_unigram_loss", "  corpus unigram on the same tokens"),
     ("sentinel_loss", "loss on sentinels + EOS"),

@@ -1,4 +1,4 @@
-"""The pre-training recipe: tokenizer -> packed corpus -> span corruption -> Trainer -> saved model.
+"""The pre-training recipe: tokenizer -> packed corpus -> objective (span corruption, ...) -> Trainer -> saved model.
 
 Reads top to bottom like nanoT5's main; each step lives in its own module.
 """
@@ -14,10 +14,10 @@ from rich.console import Console
 from transformers import EvalPrediction, PreTrainedTokenizerBase, set_seed
 
 from t5lab.config import DataArguments, ModelArguments
-from t5lab.data.collators import SpanCorruptionCollator
+from t5lab.data.collators import PretrainingCollator
+from t5lab.data.objectives import mode_tokens, objective_for_tokenizer
 from t5lab.data.pipeline import corpus_texts, pretraining_datasets
-from t5lab.data.span_corruption import compute_lengths
-from t5lab.data.tokenizer import load_tokenizer, save_tokenizer, sentinel_ids, train_tokenizer
+from t5lab.data.tokenizer import add_mode_tokens, load_tokenizer, save_tokenizer, train_tokenizer
 from t5lab.evaluation.outputs import plot_loss_curve
 from t5lab.evaluation.pretraining import PretrainingDiagnostics, dataset_unigram_log_probs, describe_encoder_gain
 from t5lab.models.presets import build_model
@@ -71,16 +71,16 @@ def token_accuracy(prediction: EvalPrediction) -> dict[str, float]:
 
 
 def span_fills(
-    model, tokenizer: PreTrainedTokenizerBase, collator: SpanCorruptionCollator, rows: list[dict], max_chars: int = 240
+    model, tokenizer: PreTrainedTokenizerBase, collator: PretrainingCollator, rows: list[dict], max_chars: int = 240
 ) -> list[dict[str, str]]:
-    """Corrupt a few held-out chunks and let the model fill the spans: what it learned, in words."""
+    """Corrupt a few held-out chunks and let the model fill the spans (or continue the text): what it learned."""
     batch = collator(rows)
     model.eval()
     with torch.no_grad():
         generated = model.generate(
             input_ids=batch["input_ids"].to(model.device),
             attention_mask=batch["attention_mask"].to(model.device),
-            max_new_tokens=collator.lengths.target_length,
+            max_new_tokens=collator.objective.lengths.target_length,
             do_sample=False,
         )
 
@@ -94,7 +94,7 @@ def span_fills(
     return [
         {
             "input": text(batch["input_ids"][i])[:max_chars],
-            "target": text(batch["labels"][i]),
+            "target": text(batch["labels"][i][batch["labels"][i] != -100]),
             "prediction": text(generated[i]),
         }
         for i in range(len(rows))
@@ -104,7 +104,7 @@ def span_fills(
 def pretrain(
     model_args: ModelArguments, data_args: DataArguments, training_args: T5LabTrainingArguments
 ) -> dict[str, Any]:
-    """Pre-train a T5 model with span corruption; returns the final train and eval metrics."""
+    """Pre-train a T5 model with the chosen objective; returns the final train and eval metrics."""
     config = effective_config((model_args, data_args, training_args))
     resume = prepare_output_dir(
         training_args.output_dir,
@@ -115,10 +115,10 @@ def pretrain(
     )
     set_seed(training_args.seed)
     tokenizer = resolve_tokenizer(model_args, data_args, training_args)
-    sentinels = sentinel_ids(tokenizer)
-    lengths = compute_lengths(
-        data_args.input_length, data_args.noise_density, data_args.mean_noise_span_length, len(sentinels)
-    )
+    denoisers = data_args.denoisers()
+    add_mode_tokens(tokenizer, mode_tokens(denoisers))
+    objective = objective_for_tokenizer(denoisers, data_args.input_length, tokenizer, data_args.pmi_vocab)
+    lengths = objective.lengths
     with training_args.main_process_first(desc="tokenizing and packing the corpus"):
         train_dataset, eval_dataset = pretraining_datasets(
             data_args.corpus(), tokenizer, lengths.raw_length, training_args.seed, model_args.cache_dir
@@ -132,13 +132,11 @@ def pretrain(
         model_args.model_revision,
         model_args.trust_remote_code,
     )
-    collator = SpanCorruptionCollator(
-        lengths, sentinels, tokenizer.eos_token_id, model.config.decoder_start_token_id, seed=training_args.seed
-    )
+    collator = PretrainingCollator(objective, model.config.decoder_start_token_id, seed=training_args.seed)
     diagnostics = None
     if eval_dataset is not None:
         diagnostics = PretrainingDiagnostics(
-            int(sentinels.min()),
+            int(objective.sentinel_ids.min()),
             tokenizer.eos_token_id,
             dataset_unigram_log_probs(train_dataset, model.config.vocab_size),
         )
@@ -165,7 +163,8 @@ def pretrain(
         n_params = sum(p.numel() for p in model.parameters())
         console.print(
             f"Pre-training {n_params / 1e6:.1f}M parameters on {trainer.args.world_size} process(es): "
-            f"{lengths.raw_length} raw tokens -> {lengths.input_length} inputs / {lengths.target_length} targets"
+            f"{', '.join(d.describe() for d in denoisers)}; {lengths.raw_length} raw tokens -> "
+            f"{lengths.input_length} inputs / {lengths.target_length} targets"
             + (f"; resuming from {resume}" if resume else "")
         )
     result = trainer.train(resume_from_checkpoint=resume)
