@@ -287,3 +287,18 @@ def test_a_failed_start_does_not_block_the_corrected_command(tmp_path, wikitext_
     assert main(bad) == 2  # the corpus does not exist
     assert main(_args(wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "2", "--config_name", "t5-mini")) == 0
     assert (out / "model.safetensors").is_file()
+
+
+def test_ul2_objective_end_to_end_saves_its_mode_tokens(tmp_path, wikitext_file, wiki_tokenizer_dir):
+    out = tmp_path / "ul2"
+    code = main(
+        _args(wikitext_file, wiki_tokenizer_dir, out, "--objective", "ul2", "--max_steps", "12", "--eval_steps", "6")
+    )
+    assert code == 0
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    modes = tokenizer.convert_tokens_to_ids(["[NLU]", "[NLG]", "[S2S]"])
+    assert tokenizer.unk_token_id not in modes and len(set(modes)) == 3
+    assert tokenizer("[S2S] text", add_special_tokens=False)["input_ids"][0] == modes[2]  # one token, never split
+    results = json.loads((out / "eval_results.json").read_text())
+    assert {"eval_loss", "eval_encoder_gain", "eval_noise_loss"} <= set(results)
+    assert "objective: ul2" in (out / "t5lab_config.yaml").read_text()
