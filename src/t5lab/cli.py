@@ -194,6 +194,105 @@ def _tokenizer(argv: Sequence[str]) -> int:
     return 0
 
 
+PMI_USAGE = """usage: t5lab pmi build --train_file F --tokenizer_name T --output FILE [--size N] [--min_count C]
+                       [--max_n N] [--overwrite_output] [...]
+       t5lab pmi check --pmi_vocab FILE --tokenizer_name T
+
+build: the PMI n-gram vocabulary of a corpus for PMI-masking (Levine et al. 2021), one n-gram per line.
+check: load a vocabulary (t5lab's or the public PMI-masking release's) with a tokenizer; count what loads.
+Run `t5lab pmi build --help` for all flags."""
+
+
+def _pmi(argv: Sequence[str]) -> int:
+    """``t5lab pmi build``: write the PMI vocabulary of a corpus; ``t5lab pmi check``: load one with a tokenizer."""
+    if not argv or argv[0] not in ("build", "check"):
+        if argv and argv[0] in ("-h", "--help"):
+            print(PMI_USAGE)
+            return 0
+        raise UserError(
+            "usage: t5lab pmi build --train_file F --tokenizer_name T --output FILE, or t5lab pmi check "
+            "--pmi_vocab FILE --tokenizer_name T (see t5lab pmi --help)"
+        )
+    import time
+    from dataclasses import dataclass, field
+
+    from t5lab.config import DataArguments, ModelArguments, parse_arguments
+    from t5lab.data import pmi
+    from t5lab.data.pipeline import corpus_texts
+    from t5lab.data.tokenizer import load_tokenizer
+    from t5lab.errors import ConfigError, DataError
+
+    def tokenizer_of(model_args: ModelArguments):
+        if not model_args.tokenizer_name or model_args.tokenizer_name == "train":
+            raise ConfigError(
+                f"t5lab pmi {argv[0]} needs --tokenizer_name: the tokenizer of the model to pre-train (a directory "
+                "or hub id; `t5lab tokenizer train` makes one)."
+            )
+        return load_tokenizer(
+            model_args.tokenizer_name, model_args.cache_dir, model_args.model_revision, model_args.trust_remote_code
+        )
+
+    if argv[0] == "check":
+
+        @dataclass
+        class CheckArguments:
+            pmi_vocab: str = field(metadata={"help": "The vocabulary file: one n-gram per line."})
+
+        model_args, check = parse_arguments(
+            (ModelArguments, CheckArguments), argv[1:], "t5lab pmi check", "Load a PMI vocabulary with a tokenizer."
+        )
+        tokenizer = tokenizer_of(model_args)
+        ngrams = pmi.load_pmi_vocab(check.pmi_vocab, tokenizer)
+        starts = pmi.word_start_table(tokenizer)
+        lengths = [int(starts[ids].sum()) for ids in ngrams]
+        per_length = ", ".join(f"{n}: {lengths.count(n):,}" for n in range(2, pmi.MAX_N + 1))
+        print(f"{check.pmi_vocab}: {len(ngrams):,} n-grams load with this tokenizer (by length: {per_length})")
+        return 0
+
+    @dataclass
+    class PmiArguments:
+        output: str = field(metadata={"help": "The vocabulary file to write (one n-gram per line, best first)."})
+        size: int = field(default=100_000, metadata={"help": "How many n-grams to keep: those of highest PMI."})
+        min_count: int = field(default=10, metadata={"help": "Score only n-grams seen at least this many times."})
+        max_n: int = field(default=pmi.MAX_N, metadata={"help": f"Longest n-gram, in words (2 to {pmi.MAX_N})."})
+        max_train_samples: int | None = field(
+            default=None, metadata={"help": "Read at most this many text rows (default: all of them)."}
+        )
+        overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output file."})
+        seed: int = field(default=42, metadata={"help": "Seed of the corpus mixture."})
+
+        def __post_init__(self) -> None:
+            pmi.check_build_arguments(self.min_count, self.max_n, self.size)
+            if self.max_train_samples is not None and self.max_train_samples < 1:
+                raise ConfigError(f"--max_train_samples must be at least 1, got {self.max_train_samples}.")
+
+    model_args, data_args, args = parse_arguments(
+        (ModelArguments, DataArguments, PmiArguments),
+        argv[1:],
+        "t5lab pmi build",
+        "Build the PMI n-gram vocabulary of a corpus for PMI-masking (Levine et al., ICLR 2021).",
+    )
+    output = Path(args.output)
+    if output.is_dir():
+        raise ConfigError(f"--output {output} is a directory; give the path of the file to write.")
+    if output.exists() and not args.overwrite_output:
+        raise ConfigError(f"--output {output} exists; choose a new path, or pass --overwrite_output to replace it.")
+    start = time.perf_counter()
+    tokenizer = tokenizer_of(model_args)
+    texts = corpus_texts(data_args.corpus(), args.seed, model_args.cache_dir, args.max_train_samples)
+    counts = pmi.NgramCounts(texts, tokenizer, args.max_n, args.min_count)
+    ngrams = counts.top(args.size)
+    if not ngrams:
+        raise DataError(
+            f"no n-gram of 2 to {args.max_n} words occurs {args.min_count} times in the {counts.words:,} words "
+            "read; lower --min_count or give more text."
+        )
+    pmi.write_pmi_vocab(ngrams, output)
+    print(f"Wrote the PMI vocabulary to {output}")
+    print(pmi.build_summary(counts, ngrams, time.perf_counter() - start))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "pretrain": (_pretrain, "pre-train a T5 model with span corruption"),
     "finetune": (
@@ -215,6 +314,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "export": (_export, "write a checkpoint (DeepSpeed ZeRO or plain) as a plain Hugging Face model"),
     "inspect": (_inspect, "does a checkpoint use its encoder? pre-training diagnostics against a random twin"),
     "tokenizer": (_tokenizer, "train a SentencePiece tokenizer with T5 sentinels (t5lab tokenizer train ...)"),
+    "pmi": (_pmi, "PMI n-gram vocabulary for PMI-masking (t5lab pmi build ...; t5lab pmi check ...)"),
 }
 
 

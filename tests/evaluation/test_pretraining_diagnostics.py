@@ -50,7 +50,10 @@ def test_collated_targets_put_back_at_their_sentinels_restore_the_packed_chunk(r
         batch["labels"].numpy(),
         batch["decoder_input_ids"].numpy(),
     )
-    assert inputs.shape == (16, collator.objective.lengths.input_length) and labels.shape == (16, collator.objective.lengths.target_length)
+    assert inputs.shape == (16, collator.objective.lengths.input_length) and labels.shape == (
+        16,
+        collator.objective.lengths.target_length,
+    )
     for row in range(len(rows)):
         np.testing.assert_array_equal(
             reconstruct(inputs[row], labels[row], sentinels, tokenizer.eos_token_id), rows[row]["input_ids"]

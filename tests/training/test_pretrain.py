@@ -302,3 +302,15 @@ def test_ul2_objective_end_to_end_saves_its_mode_tokens(tmp_path, wikitext_file,
     results = json.loads((out / "eval_results.json").read_text())
     assert {"eval_loss", "eval_encoder_gain", "eval_noise_loss"} <= set(results)
     assert "objective: ul2" in (out / "t5lab_config.yaml").read_text()
+
+
+def test_pmi_masking_end_to_end_with_a_vocabulary_built_by_t5lab(tmp_path, wikitext_file, wiki_tokenizer_dir):
+    vocab = tmp_path / "pmi.txt"
+    build = ["pmi", "build", "--train_file", str(wikitext_file), "--tokenizer_name", str(wiki_tokenizer_dir)]
+    assert main([*build, "--output", str(vocab), "--size", "2000", "--min_count", "5"]) == 0
+    out = tmp_path / "pmi-run"
+    args = _args(wikitext_file, wiki_tokenizer_dir, out, "--objective", "pmi_masking", "--pmi_vocab", str(vocab))
+    assert main([*args, "--max_steps", "8", "--eval_steps", "4"]) == 0
+    assert json.loads((out / "eval_results.json").read_text())["eval_noise_loss"] > 0
+    settings = (out / "t5lab_config.yaml").read_text()
+    assert "objective: pmi_masking" in settings and f"pmi_vocab: {vocab}" in settings

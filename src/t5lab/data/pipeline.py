@@ -50,8 +50,8 @@ def _load_texts(sources: list[Source], corpus: Corpus, cache_dir: str | None, sp
     return parts
 
 
-def corpus_texts(corpus: Corpus, seed: int, cache_dir: str | None = None, limit: int = 200_000) -> Iterator[str]:
-    """Text rows of the training mixture (at most ``limit``), e.g. to train a tokenizer on."""
+def corpus_texts(corpus: Corpus, seed: int, cache_dir: str | None = None, limit: int | None = 200_000) -> Iterator[str]:
+    """Text rows of the training mixture (at most ``limit``; None: all), e.g. to train a tokenizer on."""
     sources = parse_sources(corpus.dataset_name, corpus.dataset_config_name, corpus.train_file)
     mixture = mix(_load_texts(sources, corpus, cache_dir), parse_rates(corpus.mixture_rates, len(sources)), seed)
     return (row["text"] for row in itertools.islice(iter(mixture), limit) if isinstance(row["text"], str))

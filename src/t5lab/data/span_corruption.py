@@ -198,7 +198,9 @@ def _corrupt_kernel(tokens, num_noise, num_spans, seed, epoch, sentinel_ids, eos
     draws = np.empty(tokens.shape[1], np.uint64)
     for r in range(tokens.shape[0]):
         _split_row(tokens[r], num_noise, num_spans, salt, position_keys, draws, nonnoise_lengths, noise_lengths)
-        _write_corrupted(tokens[r], nonnoise_lengths, noise_lengths, num_spans, sentinel_ids, eos_id, inputs[r], targets[r], 0)
+        _write_corrupted(
+            tokens[r], nonnoise_lengths, noise_lengths, num_spans, sentinel_ids, eos_id, inputs[r], targets[r], 0
+        )
 
 
 def _checked_tokens(tokens: np.ndarray, lengths: CorruptionLengths) -> np.ndarray:
