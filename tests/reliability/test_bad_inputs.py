@@ -129,7 +129,20 @@ CASES: dict[str, tuple[list[str], str]] = {
     ),
     "more-spans-than-sentinels": (
         PRETRAIN + ["--input_length", "4096"],
-        "input_length 4096 with noise_density 0.15 and mean span 3.0 needs 227 sentinels but the tokenizer has 100",
+        "span_corruption (density 0.15, mean span 3) at input_length 4096 needs up to 227 sentinels but the "
+        "tokenizer has 100",
+    ),
+    "unknown-objective": (
+        PRETRAIN + ["--objective", "bert"],
+        "unknown objective 'bert'; choose from span_corruption, iid_masking, prefix_lm, pmi_masking, ul2",
+    ),
+    "bad-objective-weight": (
+        PRETRAIN + ["--objective", "span_corruption:0.5,prefix_lm:-1"],
+        "objective weight of prefix_lm must be a positive number, got -1.0.",
+    ),
+    "pmi-masking-without-vocabulary": (
+        PRETRAIN + ["--objective", "pmi_masking"],
+        "pmi_masking needs --pmi_vocab FILE (build one with `t5lab pmi build`).",
     ),
     "tokenizer-without-sentinels": (
         PRETRAIN + ["--tokenizer_name", "{tmp}/no-sentinels"],
