@@ -9,6 +9,8 @@ every pre-trained model and a random twin are fine-tuned with identical budgets 
     python bench/study_objectives.py --out runs/study-objectives
     python bench/study_objectives.py --steps 300 --tasks sst2 --seeds 1 --out runs/ablation-small   # a quick one
 
+All pre-trainings run first (their encoder gains already compare the objectives), then the fine-tunings.
+
 PMI-masking needs a vocabulary: ``--pmi_vocab FILE``, or one is built from the corpus with ``t5lab pmi build``.
 Pre-training losses are not comparable across objectives (each predicts different targets); the encoder gain
 and the downstream metrics are.
@@ -192,13 +194,13 @@ def main() -> None:
                 study["results"].append(finetune(args, out, init, task, seed, lr))
                 write_report(out, study)
 
-    finetune_all(twin, args.random_lr)
+    # every pre-training first: the encoder gains compare objectives before any fine-tuning has run
     for objective in args.objectives:
         steps = round(args.steps * span_raw / raw_length(objective, args.input_length))
-        init = pretrain(args, out, objective, steps, tokenizer)
-        study["inits"].append(init)
+        study["inits"].append(pretrain(args, out, objective, steps, tokenizer))
         write_report(out, study)
-        finetune_all(init, args.lr)
+    for init in study["inits"]:
+        finetune_all(init, args.random_lr if init["model"] is None else args.lr)
 
 
 if __name__ == "__main__":
