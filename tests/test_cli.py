@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import yaml
 
@@ -188,3 +192,43 @@ def test_shipped_configs_are_valid(tmp_path, name):
         TYPES, ["--config", str(config), "--output_dir", str(tmp_path), "--bf16", "false", "--tf32", "false"], "t", ""
     )
     assert data.noise_density == 0.15 and training.max_steps > 0
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "t5lab", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_version_matches_the_installed_package():
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"t5lab {version('t5lab')}"
+
+
+def test_tasks_fit_80_columns_filter_and_speak_json(capsys):
+    assert main(["tasks"]) == 0
+    table = capsys.readouterr().out
+    assert max(len(line) for line in table.splitlines()) <= 80 and "glue/sst2" in table
+    assert main(["tasks", "glue/", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {t["task"] for t in listed} >= {"glue/sst2", "glue/cola", "glue/rte"}
+    assert all(t["task"].startswith("glue/") for t in listed)
+    assert {"task", "kind", "source", "metrics", "optimize", "splits"} == set(listed[0])
+    assert main(["tasks", "--wide", "superglue"]) == 0
+    wide = capsys.readouterr().out
+    assert "superglue/boolq" in wide and "validation" in wide and "glue/sst2" not in wide
+
+
+def test_shipped_launcher_configs_print_from_the_installed_package(tmp_path):
+    listing = run_cli("config", "accelerate")
+    assert listing.returncode == 0 and "multi_gpu" in listing.stdout.split()
+    printed = run_cli("config", "accelerate", "multi_gpu")
+    assert printed.returncode == 0 and yaml.safe_load(printed.stdout)["distributed_type"] == "MULTI_GPU"
+    zero3 = run_cli("config", "deepspeed", "zero3.json")
+    assert json.loads(zero3.stdout)["zero_optimization"]["stage"] == 3
+    for args, message in [
+        (("config", "helm"), "unknown config kind"),
+        (("config", "slurm", "nope"), "no slurm config"),
+    ]:
+        bad = run_cli(*args)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr

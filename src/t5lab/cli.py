@@ -12,7 +12,7 @@ from pathlib import Path
 
 from t5lab.errors import UserError
 
-USAGE = """usage: t5lab [--debug] COMMAND [ARGS]
+USAGE = """usage: t5lab [--debug] [--version] COMMAND [ARGS]
 
 commands:
 {commands}
@@ -55,36 +55,86 @@ def _task_command(function_name: str, description: str) -> Callable[[Sequence[st
 
 
 def _tasks(argv: Sequence[str]) -> int:
+    """``t5lab tasks [PATTERN] [--task_file F] [--json] [--wide]``: the registered tasks."""
+    import json
+
+    from t5lab.errors import UserArgumentParser
     from t5lab.tasks.registry import list_tasks
 
-    if argv and argv[0] in ("-h", "--help"):
-        print(
-            "usage: t5lab tasks [--task_file FILE.yaml]\n\nList the tasks: built-in, user config dir, and --task_file."
-        )
-        return 0
-    task_files = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--task_file"]
+    parser = UserArgumentParser(
+        prog="t5lab tasks", description="List the tasks: built-in, user config dir, --task_file."
+    )
+    parser.add_argument(
+        "pattern", nargs="?", help="Only tasks whose name, or the part after '/', starts with this (glue, sst2)."
+    )
+    parser.add_argument("--task_file", action="append", default=[], help="A task YAML file to add (repeatable).")
+    parser.add_argument("--json", action="store_true", help="One JSON list on stdout, for scripts.")
+    parser.add_argument("--wide", action="store_true", help="Do not wrap the table to 80 columns.")
+    args = parser.parse_args(list(argv))
     rows = []
-    for task in list_tasks(task_files):
+    for task in list_tasks(args.task_file):
+        if args.pattern and not any(part.startswith(args.pattern) for part in (task.name, task.name.split("/")[-1])):
+            continue
         source = (f"hub:{task.hub.path}" + (f"/{task.hub.name}" if task.hub.name else "")) if task.hub else ""
         if task.local:
             source += (" + " if source else "") + "local"
         rows.append(
-            (
-                task.name,
-                task.kind,
-                source,
-                ", ".join(task.metrics),
-                task.metric_to_optimize,
-                ", ".join(task.splits.names()),
-            )
+            {
+                "task": task.name,
+                "kind": task.kind,
+                "source": source,
+                "metrics": list(task.metrics),
+                "optimize": task.metric_to_optimize,
+                "splits": list(task.splits.names()),
+            }
         )
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
     from rich.console import Console
 
     from t5lab.evaluation.outputs import print_table
 
-    print_table(
-        f"{len(rows)} tasks", ["task", "kind", "source", "metrics", "optimize", "splits"], rows, Console(width=200)
+    # 80 columns: what choosing a task needs; --wide adds where the data comes from and the splits
+    columns = (
+        ["task", "kind", "source", "metrics", "optimize", "splits"] if args.wide else ["task", "metrics", "optimize"]
     )
+    print_table(
+        f"{len(rows)} tasks" + ("" if args.wide else " (--wide: sources and splits)"),
+        columns,
+        ([", ".join(r[c]) if isinstance(r[c], list) else r[c] for c in columns] for r in rows),
+        Console(width=250 if args.wide else 80),
+    )
+    return 0
+
+
+CONFIG_KINDS = {"accelerate": "yaml", "deepspeed": "json", "slurm": "sbatch"}
+
+
+def _config(argv: Sequence[str]) -> int:
+    """``t5lab config KIND [NAME]``: print a launcher config shipped with t5lab (or list them)."""
+    from importlib.resources import files
+
+    from t5lab.errors import ConfigError
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print(
+            "usage: t5lab config {accelerate,deepspeed,slurm} [NAME]\n\nPrint a launcher config shipped with "
+            "t5lab, e.g. `t5lab config accelerate multi_gpu > multi_gpu.yaml`; without NAME, list them."
+        )
+        return 0 if argv else 2
+    kind, name = argv[0], argv[1] if len(argv) > 1 else None
+    if kind not in CONFIG_KINDS:
+        raise ConfigError(f"unknown config kind '{kind}'; choose one of {', '.join(CONFIG_KINDS)}.")
+    folder = files("t5lab") / "launch" / kind
+    available = sorted(f.name.rsplit(".", 1)[0] for f in folder.iterdir() if f.name.endswith(CONFIG_KINDS[kind]))
+    if name is None:
+        print("\n".join(available))
+        return 0
+    name = name.removesuffix(f".{CONFIG_KINDS[kind]}")
+    if name not in available:
+        raise ConfigError(f"no {kind} config '{name}'; available: {', '.join(available)}.")
+    print((folder / f"{name}.{CONFIG_KINDS[kind]}").read_text(encoding="utf-8"), end="")
     return 0
 
 
@@ -153,6 +203,12 @@ def _inspect(argv: Sequence[str]) -> int:
     from t5lab.evaluation.inspect_checkpoint import inspect_command
 
     return inspect_command(argv)
+
+
+def _generate(argv: Sequence[str]) -> int:
+    from t5lab.evaluation.generation import generate_command
+
+    return generate_command(argv)
 
 
 def _tokenizer(argv: Sequence[str]) -> int:
@@ -313,6 +369,8 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "slurm": (_slurm, "write an sbatch script: pretrain, finetune or sweep on N nodes x G GPUs"),
     "export": (_export, "write a checkpoint (DeepSpeed ZeRO or plain) as a plain Hugging Face model"),
     "inspect": (_inspect, "does a checkpoint use its encoder? pre-training diagnostics against a random twin"),
+    "generate": (_generate, "generate with a model: fill <extra_id_N> spans, or answer a task's inputs"),
+    "config": (_config, "print a shipped launcher config: accelerate, deepspeed or slurm (t5lab config accelerate)"),
     "tokenizer": (_tokenizer, "train a SentencePiece tokenizer with T5 sentinels (t5lab tokenizer train ...)"),
     "pmi": (_pmi, "PMI n-gram vocabulary for PMI-masking (t5lab pmi build ...; t5lab pmi check ...)"),
 }
@@ -336,6 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(usage)
         return 0 if args else 2
+    if args[0] in ("--version", "-V"):
+        from importlib.metadata import version
+
+        print(f"t5lab {version('t5lab')}")
+        return 0
     command = args[0]
     if command not in COMMANDS:
         print(f"t5lab: error: unknown command '{command}'; choose one of {', '.join(COMMANDS)}.", file=sys.stderr)

@@ -6,11 +6,18 @@ during pre-training. The vocabulary size comes from the tokenizer.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
+
 import torch
 from transformers import AutoConfig, PreTrainedTokenizerBase, T5Config, T5ForConditionalGeneration
 
 from t5lab.data.hub import is_offline
 from t5lab.errors import ConfigError
+
+# The preset of a new model when neither --model_name_or_path nor --config_name is given.
+DEFAULT_PRESET = "t5-tiny"
 
 # One table of sizes. Parameters with T5's 32,128-row vocabulary: tiny 6.1M, mini 17.7M, small 60.5M,
 # base 223M, large 750M (embeddings and output layer are 2 x vocab x d_model of that).
@@ -75,6 +82,26 @@ def set_dropout(model: T5ForConditionalGeneration, rate: float) -> None:
     model.config.dropout_rate = rate
 
 
+class _UntiedOnPurpose(logging.Filter):
+    """Drops transformers' "will NOT tie them" warning, which it gives for every T5 v1.1 checkpoint (untied input
+    embedding and output layer, ``tie_word_embeddings: false``) because T5's class declares the tie regardless."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "so we will NOT tie them" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_intended_untie(untied: bool) -> Iterator[None]:
+    logger = logging.getLogger("transformers.modeling_utils")
+    quiet = _UntiedOnPurpose()
+    if untied:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def build_model(
     tokenizer: PreTrainedTokenizerBase,
     model_name_or_path: str | None = None,
@@ -86,13 +113,16 @@ def build_model(
     """A model from a checkpoint (hub id or dir), or randomly initialised from a preset or an HF config."""
     if model_name_or_path:
         try:
-            model = T5ForConditionalGeneration.from_pretrained(
-                model_name_or_path,
-                cache_dir=cache_dir,
-                revision=revision,
-                trust_remote_code=trust_remote_code,
-                use_safetensors=None,
-            )
+            # the file's value: T5Config reports True whatever config.json says
+            saved, _ = T5Config.get_config_dict(model_name_or_path, cache_dir=cache_dir, revision=revision)
+            with _quiet_intended_untie(saved.get("tie_word_embeddings") is False):
+                model = T5ForConditionalGeneration.from_pretrained(
+                    model_name_or_path,
+                    cache_dir=cache_dir,
+                    revision=revision,
+                    trust_remote_code=trust_remote_code,
+                    use_safetensors=None,
+                )
         except (OSError, ValueError) as exc:
             offline = " (the hub is offline here: HF_HUB_OFFLINE is set)" if is_offline() else ""
             raise ConfigError(
@@ -104,7 +134,7 @@ def build_model(
                 f"{model.config.vocab_size} embeddings; use the tokenizer the model was trained with."
             )
     else:
-        name = config_name or "t5-tiny"
+        name = config_name or DEFAULT_PRESET
         if name in PRESETS:
             config = preset_config(name, tokenizer)
         else:
