@@ -77,6 +77,9 @@ def test_layering():
 
 
 def test_config_and_light_commands_import_no_torch():
-    code = "import sys, t5lab.config, t5lab.cli, t5lab.evaluation.naming; print('torch' in sys.modules)"
+    code = (
+        "import sys, t5lab.config, t5lab.cli, t5lab.evaluation.naming; "
+        "from t5lab import pretrain, finetune, evaluate, predict; print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr[-1000:]

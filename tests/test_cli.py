@@ -82,7 +82,7 @@ def test_unknown_command_and_help(capsys):
     [
         (["--config_name", "t5-huge"], "unknown preset or config 't5-huge'"),
         (["--input_length", "2"], "input_length must be at least 8"),
-        (["--input_length", "4096"], "needs 227 sentinels but the tokenizer has 100"),
+        (["--input_length", "4096"], "needs up to 227 sentinels but the tokenizer has 100"),
         (["--text_column_name", "body", "--train_file", "{jsonl}"], "has no column 'body'"),
     ],
 )

@@ -20,35 +20,13 @@ commands:
 Run `t5lab COMMAND --help` for the flags of a command. --debug shows full tracebacks."""
 
 
-def _pretrain(argv: Sequence[str]) -> int:
-    from t5lab.training.arguments import T5LabTrainingArguments, quiet_deepspeed_on_cpu
+def _recipe(command: str) -> Callable[[Sequence[str]], int]:
+    """pretrain, finetune, evaluate, predict: parsed and run by the same code as the Python API."""
 
-    quiet_deepspeed_on_cpu()
-    from t5lab.config import DataArguments, ModelArguments, parse_arguments
-    from t5lab.training.pretrain import pretrain
-
-    args = parse_arguments(
-        (ModelArguments, DataArguments, T5LabTrainingArguments),
-        argv,
-        "t5lab pretrain",
-        "Pre-train a T5 model with span corruption.",
-    )
-    pretrain(*args)
-    return 0
-
-
-def _task_command(function_name: str, description: str) -> Callable[[Sequence[str]], int]:
     def run(argv: Sequence[str]) -> int:
-        from t5lab.training.arguments import T5LabTrainingArguments, quiet_deepspeed_on_cpu
+        from t5lab.api import run_recipe
 
-        quiet_deepspeed_on_cpu()
-        from t5lab.config import ModelArguments, TaskArguments, parse_arguments
-        from t5lab.training import finetune
-
-        args = parse_arguments(
-            (ModelArguments, TaskArguments, T5LabTrainingArguments), argv, f"t5lab {function_name}", description
-        )
-        getattr(finetune, function_name)(*args)
+        run_recipe(command, argv)
         return 0
 
     return run
@@ -350,19 +328,13 @@ def _pmi(argv: Sequence[str]) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
-    "pretrain": (_pretrain, "pre-train a T5 model with span corruption"),
-    "finetune": (
-        _task_command("finetune", "Fine-tune a T5 model on a task or a mixture of tasks."),
-        "fine-tune on tasks (GLUE, SuperGLUE, ... or your YAML) with real metrics",
-    ),
+    "pretrain": (_recipe("pretrain"), "pre-train a T5 model: span corruption, PMI-masking, prefix LM, UL2, ..."),
+    "finetune": (_recipe("finetune"), "fine-tune on tasks (GLUE, SuperGLUE, ... or your YAML) with real metrics"),
     "evaluate": (
-        _task_command("evaluate", "Evaluate a model on the validation splits of tasks."),
+        _recipe("evaluate"),
         "evaluate a model on tasks' validation splits (generation or rank classification)",
     ),
-    "predict": (
-        _task_command("predict", "Predict the test splits of tasks; writes GLUE submission files."),
-        "predict test splits; writes predictions and GLUE submission TSVs",
-    ),
+    "predict": (_recipe("predict"), "predict test splits; writes predictions and GLUE submission TSVs"),
     "tasks": (_tasks, "list the registered tasks with their source, metrics and splits"),
     "sweep": (_sweep, "hyperparameter sweep from a W&B sweep YAML, on Optuna (local) or W&B; sweep report"),
     "runs": (_runs, "table of the runs under a folder with their eval metrics"),

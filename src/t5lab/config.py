@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,9 +258,15 @@ def load_yaml_config(path: str | Path, types: Sequence[type]) -> dict[str, Any]:
     return data
 
 
-def _yaml_to_argv(config: dict[str, Any], fields: dict[str, dataclasses.Field]) -> list[str]:
+def values_to_argv(values: Mapping[str, Any], types: Sequence[type]) -> list[str]:
+    """Flags for a mapping of flag names to values (a ``--config`` file, the Python API's keyword arguments).
+
+    None and ``[]`` leave the flag out (its default stands); a list is the flag's values when the flag takes a
+    list (``report_to``: comma-separated), else JSON, as is a mapping (``objective``: a mixture).
+    """
+    fields = _dataclass_fields(types)
     argv: list[str] = []
-    for key, value in config.items():
+    for key, value in values.items():
         if value is None or value == []:
             continue
         takes_list = key in fields and "list" in str(fields[key].type).lower()
@@ -309,7 +315,7 @@ def parse_arguments(types: Sequence[type], argv: Sequence[str], prog: str, descr
     yaml_config = load_yaml_config(config_path, types) if config_path else {}
     parser = ArgumentParser(list(types), prog=prog, description=description)
     parser.add_argument("--config", help="YAML file of flag values; command-line flags override it.")
-    full_argv = _yaml_to_argv(yaml_config, _dataclass_fields(types)) + list(argv)
+    full_argv = values_to_argv(yaml_config, types) + list(argv)
     try:
         *instances, remaining = parser.parse_args_into_dataclasses(args=full_argv, return_remaining_strings=True)
     except ConfigError:

@@ -189,6 +189,11 @@ CASES: dict[str, tuple[list[str], str]] = {
         PRETRAIN + ["--train_file", "", "--dataset_name", "allenai/c4"],
         "hub dataset 'allenai/c4' requested but the hub is offline (HF_HUB_OFFLINE is set); use --train_file",
     ),
+    "push-to-hub-offline": (
+        PRETRAIN + ["--push_to_hub", "--hub_model_id", "org/tiny", "--hub_token", "hf_fake"],
+        "--push_to_hub needs the Hugging Face hub, which is off here (HF_HUB_OFFLINE is set); unset it, or train "
+        "without --push_to_hub and upload the output dir afterwards (hf upload ORG/NAME OUTPUT_DIR).",
+    ),
     "unknown-task": (
         FINETUNE + ["--task", "glue/sst3"],
         "unknown task 'glue/sst3' (close matches: glue/sst2, glue/stsb",

@@ -64,11 +64,15 @@ class Denoiser:
     mode_token: str | None = None  # prepended to the encoder input (UL2's [NLU], [NLG], [S2S])
     weight: float = 1.0
 
+    @property
+    def name(self) -> str:
+        """The objective's name as users write it: span_corruption, iid_masking, prefix_lm or pmi_masking."""
+        return {v: k for k, v in OBJECTIVES.items()}[self.kind]
+
     def describe(self) -> str:
-        name = {v: k for k, v in OBJECTIVES.items()}[self.kind]
         span = f", mean span {self.mean_noise_span_length:g}" if self.kind == "span" else ""
         mode = f", mode {self.mode_token}" if self.mode_token else ""
-        return f"{name} (density {self.noise_density:g}{span}{mode})"
+        return f"{self.name} (density {self.noise_density:g}{span}{mode})"
 
 
 # UL2's mixture of denoisers (Tay et al. 2022, "Unifying Language Learning Paradigms", Table 1 / section 3.1.2):

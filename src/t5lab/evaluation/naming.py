@@ -8,8 +8,8 @@ same keys as ``eval/<metric>``; sweep files may name a metric either way, or bar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from t5lab.errors import ConfigError
 
@@ -31,6 +31,20 @@ def strip_eval_prefix(name: str) -> str:
 def split_metric_prefix(evaluation_set_name: str, several: bool, prefix: str = EVAL_PREFIX) -> str:
     """Key prefix of one evaluation split's metrics: ``eval`` alone, ``eval_<task>_<split>`` among several."""
     return f"{prefix}_{evaluation_set_name}" if several else prefix
+
+
+def metrics_of_splits(
+    evaluation_sets: Sequence[Any], metrics: Mapping[str, float]
+) -> list[tuple[Any, dict[str, float]]]:
+    """Each evaluation set (anything with a ``name`` and a ``task``) with its own metrics from ``metrics``, keyed
+    without their prefix: ``accuracy``, not ``eval_accuracy`` or ``eval_sst2_validation_accuracy``."""
+    several = len(evaluation_sets) > 1
+    pairs = []
+    for evaluation_set in evaluation_sets:
+        prefix = split_metric_prefix(evaluation_set.name, several)
+        keys = {m: f"{prefix}_{m}" for m in evaluation_set.task.produced_metrics}
+        pairs.append((evaluation_set, {m: metrics[key] for m, key in keys.items() if key in metrics}))
+    return pairs
 
 
 def produced_metrics(tasks: Sequence[Task], validation_file: str | None = None) -> tuple[list[str], str]:

@@ -16,7 +16,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from t5lab.evaluation.metrics import glue_average  # noqa: E402
-from t5lab.evaluation.naming import EVAL_PREFIX, split_metric_prefix  # noqa: E402
+from t5lab.evaluation.naming import EVAL_PREFIX, metrics_of_splits  # noqa: E402
 
 # Pre-training diagnostics drawn in the second panel of the loss plot, with their legend labels.
 DIAGNOSTIC_CURVES = {
@@ -93,18 +93,14 @@ def report_evaluation(
 ) -> dict[str, float]:
     """Write each split's predictions file and print the summary table; returns the GLUE average
     (``eval_glue_average``) when GLUE tasks were scored, else nothing."""
-    several = len(evaluation_sets) > 1
     per_task: dict[str, dict[str, dict[str, float]]] = {}
-    for evaluation_set in evaluation_sets:
+    for evaluation_set, results in metrics_of_splits(evaluation_sets, metrics):
         write_predictions(
             output_dir / "predictions" / f"{evaluation_set.name}.jsonl",
             evaluation_set,
             predictions[evaluation_set.name],
         )
-        prefix = split_metric_prefix(evaluation_set.name, several)
-        per_task.setdefault(evaluation_set.task.name, {})[evaluation_set.split] = {
-            m: metrics[f"{prefix}_{m}"] for m in evaluation_set.task.produced_metrics if f"{prefix}_{m}" in metrics
-        }
+        per_task.setdefault(evaluation_set.task.name, {})[evaluation_set.split] = results
     extra = {}
     glue = {name: results for name, results in per_task.items() if name.startswith("glue/")}
     if glue and any(results for results in glue.values()):

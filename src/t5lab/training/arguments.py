@@ -13,6 +13,7 @@ from functools import cached_property
 import torch
 from transformers import Seq2SeqTrainingArguments
 
+from t5lab.data.hub import is_offline
 from t5lab.errors import ConfigError
 
 # Optimizers t5lab provides on top of the Trainer's own `--optim` choices.
@@ -65,6 +66,12 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
             raise ConfigError("--output_dir is required.")
         if self.on_nonfinite not in ("stop", "skip"):
             raise ConfigError(f"--on_nonfinite must be stop or skip, got '{self.on_nonfinite}'.")
+        if self.push_to_hub and is_offline():
+            # the Trainer would create the hub repository only once the data and model are ready, and fail there
+            raise ConfigError(
+                "--push_to_hub needs the Hugging Face hub, which is off here (HF_HUB_OFFLINE is set); unset it, or "
+                "train without --push_to_hub and upload the output dir afterwards (hf upload ORG/NAME OUTPUT_DIR)."
+            )
         if self.eval_strategy is None:  # --eval_steps alone means every N steps; an explicit "no" stays no
             self.eval_strategy = "steps" if self.eval_steps is not None else "no"
         self.t5lab_optim = self.optim

@@ -28,6 +28,7 @@ from t5lab.models.presets import build_model, set_dropout
 from t5lab.tasks.examples import EvaluationSet, evaluation_set, load_examples, mix_tasks, task_list, tokenize_examples
 from t5lab.tasks.schema import Task
 from t5lab.training.arguments import T5LabTrainingArguments
+from t5lab.training.model_card import write_model_card
 from t5lab.training.optim import optimizer_cls_and_kwargs
 from t5lab.training.run_dir import effective_config, prepare_output_dir
 from t5lab.training.tracking import TrackingCallback
@@ -205,12 +206,25 @@ def finetune(
     trainer.save_state()
     if test_sets:
         _predict_unlabeled(trainer, test_sets, output_dir)
-    if trainer.is_world_process_zero() and training_args.plot_loss:
-        plot_loss_curve(
-            trainer.state.log_history,
-            output_dir / "loss_curve.png",
-            title=f"fine-tuning {', '.join(t.name for t in tasks)}",
+    if trainer.is_world_process_zero():
+        if training_args.plot_loss:
+            plot_loss_curve(
+                trainer.state.log_history,
+                output_dir / "loss_curve.png",
+                title=f"fine-tuning {', '.join(t.name for t in tasks)}",
+            )
+        card = write_model_card(
+            output_dir,
+            trainer.model,
+            config,
+            {**result.metrics, **metrics},
+            "finetune",
+            tasks,
+            trainer.evaluation_sets,
         )
+        console.print(f"Model card: {card}")
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="End of training")  # the folder as it is now: model, card, predictions
     return metrics
 
 

@@ -22,6 +22,7 @@ from t5lab.evaluation.outputs import plot_loss_curve
 from t5lab.evaluation.pretraining import PretrainingDiagnostics, dataset_unigram_log_probs, describe_encoder_gain
 from t5lab.models.presets import build_model
 from t5lab.training.arguments import T5LabTrainingArguments
+from t5lab.training.model_card import write_model_card
 from t5lab.training.optim import optimizer_cls_and_kwargs
 from t5lab.training.run_dir import effective_config, prepare_output_dir
 from t5lab.training.tracking import TrackingCallback
@@ -194,8 +195,11 @@ def pretrain(
             print("\nSpan fills by the trained model on held-out text:")
             for fill in span_fills(trainer.model, tokenizer, collator, rows):
                 print(f"  input:  {fill['input']}...\n  target: {fill['target']}\n  model:  {fill['prediction']}\n")
+        card = write_model_card(output_dir, trainer.model, config, metrics, "pretrain")
         print(
-            f"Model and tokenizer: {output_dir}\nMetrics: {output_dir / 'all_results.json'}\n"
+            f"Model and tokenizer: {output_dir}\nModel card: {card}\nMetrics: {output_dir / 'all_results.json'}\n"
             f"Loss curve: {output_dir / 'loss_curve.png'}\nTensorBoard logs: {output_dir / 'runs'}"
         )
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="End of training")  # the folder as it is now: model, card, metrics
     return metrics

@@ -199,7 +199,12 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
     return redacted
 
 
+def config_yaml(settings: dict[str, Any]) -> str:
+    """The run's effective settings as YAML, secrets redacted (reusable with --config)."""
+    clean = {k: (v.value if hasattr(v, "value") else v) for k, v in redact(settings).items()}
+    return yaml.safe_dump(clean, sort_keys=True)
+
+
 def save_config(settings: dict[str, Any], path: str | Path) -> None:
     """Write the run's effective settings as YAML (reusable with --config)."""
-    clean = {k: (v.value if hasattr(v, "value") else v) for k, v in redact(settings).items()}
-    Path(path).write_text(yaml.safe_dump(clean, sort_keys=True), encoding="utf-8")
+    Path(path).write_text(config_yaml(settings), encoding="utf-8")

@@ -1,5 +1,6 @@
 """The Trainer used by every recipe: the stock Seq2SeqTrainer plus a tokens/s figure in its logs, atomic
-checkpoints, preemption handling and a policy for non-finite steps (see :mod:`t5lab.training.checkpointing`)."""
+checkpoints, preemption handling and a policy for non-finite steps (see :mod:`t5lab.training.checkpointing`),
+and t5lab's model card in place of the Trainer's."""
 
 from __future__ import annotations
 
@@ -167,6 +168,11 @@ class T5LabTrainer(Seq2SeqTrainer):
         finally:
             for name, value in tokens.items():
                 setattr(self.args, name, value)
+
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        """Write nothing: ``README.md`` is t5lab's model card (:mod:`t5lab.training.model_card`), which the recipe
+        writes before its final push. The Trainer calls this in every ``push_to_hub``, and its draft would
+        replace t5lab's card in the folder it uploads."""
 
     def _get_output_dir(self, trial) -> str:
         # While a checkpoint is being saved, the Trainer's writes go to the staging folder.
