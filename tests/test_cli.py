@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -232,3 +233,25 @@ def test_shipped_launcher_configs_print_from_the_installed_package(tmp_path):
     ]:
         bad = run_cli(*args)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_recipe_help_is_grouped_readable_and_fast_from_its_cache():
+    first = run_cli("pretrain", "--help")
+    assert first.returncode == 0
+    text = first.stdout
+    order = [text.index(g) for g in ("Model and tokenizer:", "Data and objective:", "t5lab training options:")]
+    assert order == sorted(order) and text.index("Trainer options") > order[-1]  # the Trainer's ~150 flags last
+    assert "--max-steps" not in text and "--no_" not in text and "--objective VALUE" in text
+    assert "--learning_rate X" in text and "(default: 5e-05)" in text and text.count("(default: 5e-05)") == 1
+    assert len(text.splitlines()) < 450
+    started = time.perf_counter()
+    second = run_cli("pretrain", "--help")
+    assert second.stdout == text and time.perf_counter() - started < 2.0  # no torch import on a cache hit
+    finetune_help = run_cli("finetune", "--help").stdout
+    assert "Task and evaluation:" in finetune_help and "Data and objective:" not in finetune_help
+    assert "--vocab_size" not in finetune_help and "--noise_density" not in finetune_help
+
+
+def test_a_pretraining_flag_given_to_finetune_is_refused_not_ignored(capsys):
+    assert main(["finetune", "--task", "glue/sst2", "--vocab_size", "100", "--output_dir", "x"]) == 2
+    assert "--vocab_size applies to `t5lab pretrain`" in capsys.readouterr().err

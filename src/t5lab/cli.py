@@ -376,6 +376,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"t5lab: error: unknown command '{command}'; choose one of {', '.join(COMMANDS)}.", file=sys.stderr)
         return 2
     handler = COMMANDS[command][0]
+    if "-h" in args[1:] or "--help" in args[1:]:
+        from t5lab.help import cached_help
+
+        text = cached_help(f"t5lab {command}")  # the recipes' help needs torch to build: printed from cache
+        if text is not None:
+            print(text, end="")
+            return 0
     finished = False
     try:
         code = handler(args[1:])

@@ -7,6 +7,7 @@ override them. Every problem becomes a :class:`~t5lab.errors.ConfigError` naming
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import json
@@ -21,6 +22,7 @@ from transformers import HfArgumentParser
 
 from t5lab.data.pipeline import Corpus
 from t5lab.errors import ConfigError, UserArgumentParser, yaml_error
+from t5lab.help import ReadableHelpFormatter, organise, store_help
 
 if TYPE_CHECKING:
     from t5lab.data.objectives import Denoiser
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class ModelArguments:
+    _argument_group_name = "Model and tokenizer"
     """Which model and tokenizer to start from."""
 
     model_name_or_path: str | None = field(
@@ -68,6 +71,8 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     """Where the pre-training text comes from and how it is corrupted."""
+
+    _argument_group_name = "Data and objective"
 
     dataset_name: str | None = field(
         default=None,
@@ -166,6 +171,8 @@ MIXING = ("proportional", "temperature")
 class TaskArguments:
     """Which task(s), where their data is, and how examples are built and evaluated."""
 
+    _argument_group_name = "Task and evaluation"
+
     task: str = field(metadata={"help": "Task name(s), e.g. glue/sst2; comma-separated for a multi-task mixture."})
     task_file: str | None = field(
         default=None, metadata={"help": "YAML file(s) of extra task definitions, comma-separated."}
@@ -216,6 +223,10 @@ class TaskArguments:
         """Explicit files for one task's splits (role -> file), or None to use --data_dir / the hub."""
         files = {"train": self.train_file, "validation": self.validation_file, "test": self.test_file}
         return {split: path for split, path in files.items() if path} or None
+
+
+# Flags of ModelArguments that only pre-training reads (it trains the tokenizer): refused by the task commands.
+PRETRAINING_ONLY = frozenset({"vocab_size", "num_sentinels", "tokenizer_train_samples"})
 
 
 class ArgumentParser(HfArgumentParser, UserArgumentParser):
@@ -313,8 +324,20 @@ def parse_arguments(types: Sequence[type], argv: Sequence[str], prog: str, descr
     """Parse ``--config FILE`` plus flags (which override the file) into instances of ``types``."""
     config_path, argv = _extract_option(list(argv), "config")
     yaml_config = load_yaml_config(config_path, types) if config_path else {}
-    parser = ArgumentParser(list(types), prog=prog, description=description)
+    parser = ArgumentParser(list(types), prog=prog, description=description, formatter_class=ReadableHelpFormatter)
     parser.add_argument("--config", help="YAML file of flag values; command-line flags override it.")
+    for dtype in types:
+        if hasattr(dtype, "t5lab_fields"):
+            organise(parser, {f.name for f in dataclasses.fields(dtype)}, dtype.t5lab_fields)
+    if DataArguments not in types:
+        for action in parser._actions:
+            if action.dest in PRETRAINING_ONLY:
+                action.help = argparse.SUPPRESS
+    if any(a in ("-h", "--help") for a in argv):
+        text = parser.format_help()
+        store_help(prog, text)
+        print(text, end="")
+        raise SystemExit(0)
     full_argv = values_to_argv(yaml_config, types) + list(argv)
     try:
         *instances, remaining = parser.parse_args_into_dataclasses(args=full_argv, return_remaining_strings=True)
@@ -329,6 +352,9 @@ def parse_arguments(types: Sequence[type], argv: Sequence[str], prog: str, descr
         suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
         raise ConfigError(f"unknown argument '{remaining[0]}'.{suggestion} (see --help)")
     given = given_flags(full_argv, types)
+    if DataArguments not in types and given & PRETRAINING_ONLY:
+        flag = sorted(given & PRETRAINING_ONLY)[0]
+        raise ConfigError(f"--{flag} applies to `t5lab pretrain` (a tokenizer trained there); {prog} uses the model's.")
     for instance in instances:
         instance.given_flags = given  # what the user set (file or command line), as opposed to defaults
     return tuple(instances)

@@ -15,6 +15,7 @@ from transformers import Seq2SeqTrainingArguments
 
 from t5lab.data.hub import is_offline
 from t5lab.errors import ConfigError
+from t5lab.help import TRAINER_GROUP
 
 # Optimizers t5lab provides on top of the Trainer's own `--optim` choices.
 EXTRA_OPTIMIZERS = ("adamwscale",)
@@ -32,6 +33,7 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
     """The Trainer's arguments with t5lab's defaults and a few additions."""
 
     given_flags = frozenset()  # not a field: set by t5lab.config.parse_arguments to the flags the user gave
+    _argument_group_name = TRAINER_GROUP
 
     output_dir: str | None = field(default=None, metadata={"help": "Where the run writes everything (required)."})
     overwrite_output_dir: bool = field(
@@ -108,3 +110,7 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
             if start_deepspeed_on_cpu(self.ddp_backend or "gloo", self.ddp_timeout):
                 self.accelerator_config.use_configured_state = True
         return super()._setup_devices
+
+
+# the flags this class adds or whose default it changes: shown in their own --help group
+T5LabTrainingArguments.t5lab_fields = frozenset(T5LabTrainingArguments.__annotations__)
