@@ -172,6 +172,7 @@ class TaskArguments:
     """Which task(s), where their data is, and how examples are built and evaluated."""
 
     _argument_group_name = "Task and evaluation"
+    given_flags = frozenset()  # not a field: set by parse_arguments to the flags the user gave
 
     task: str = field(metadata={"help": "Task name(s), e.g. glue/sst2; comma-separated for a multi-task mixture."})
     task_file: str | None = field(

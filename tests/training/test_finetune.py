@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from t5lab.cli import main
+from t5lab.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -318,3 +319,55 @@ def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_its_fix(
     # a run that reached a checkpoint is still protected
     code, _ = _finetune(tmp_path, shared_data, wiki_tokenizer_dir, "run", "--task", "glue/sst2", "--max_steps", "2")
     assert code == 2
+
+
+def test_do_flags_follow_the_hf_scripts(tmp_path, shared_data, wiki_tokenizer_dir):
+    # --do_train alone: trains and saves, no final evaluation and no test predictions
+    code, trained = _finetune(
+        tmp_path, shared_data, wiki_tokenizer_dir, "train-only", "--task", "glue/rte", "--max_steps", "4", "--do_train"
+    )
+    assert code == 0 and (trained / "model.safetensors").is_file() and (trained / "train_results.json").is_file()
+    assert not (trained / "eval_results.json").exists() and not (trained / "predictions").exists()
+    # --do_eval without --do_train: evaluates the given model, trains nothing
+    out = tmp_path / "eval-only"
+    argv = ["finetune", "--task", "glue/rte", "--data_dir", str(shared_data / "glue"), "--model_name_or_path"]
+    argv += [str(trained), "--max_eval_samples", "32", "--report_to", "none", "--max_target_length", "8"]
+    assert main([*argv, "--do_eval", "--output_dir", str(out)]) == 0
+    assert "eval_accuracy" in json.loads((out / "eval_results.json").read_text())
+    assert not (out / "train_results.json").exists() and not (out / "model.safetensors").exists()
+    # --do_predict alone predicts the test split, here missing from the folder: a one-line error at once
+    assert main([*argv, "--do_predict", "--output_dir", str(tmp_path / "predict-only")]) == 2
+    assert not (tmp_path / "predict-only" / "glue_submission").exists()
+    # the same with training: refused before training starts
+    code, _ = _finetune(
+        tmp_path, shared_data, wiki_tokenizer_dir, "t+p", "--task", "glue/rte", "--do_train", "--do_predict"
+    )
+    assert code == 2 and not (tmp_path / "t+p" / "train_results.json").exists()
+
+
+def test_generation_and_best_model_flags_are_honoured_or_refused(tmp_path):
+    from t5lab.config import ModelArguments, TaskArguments, parse_arguments
+    from t5lab.training.arguments import T5LabTrainingArguments
+    from t5lab.training.finetune import _with_evaluation_policy, generation_beams
+
+    def parse(*flags):
+        types = (ModelArguments, TaskArguments, T5LabTrainingArguments)
+        _, task, training = parse_arguments(
+            types, ["--task", "glue/rte", "--output_dir", str(tmp_path), *flags], "t", ""
+        )
+        return task, training
+
+    assert generation_beams(*parse("--generation_num_beams", "4")) == 4  # the Trainer's name works
+    assert generation_beams(*parse("--num_beams", "3")) == 3
+    assert generation_beams(*parse("--num_beams", "4", "--generation_num_beams", "4")) == 4
+    with pytest.raises(ConfigError, match="disagree"):
+        generation_beams(*parse("--num_beams", "2", "--generation_num_beams", "4"))
+    _, training = parse("--predict_with_generate", "false")
+    with pytest.raises(ConfigError, match="always scores decoded predictions"):
+        _with_evaluation_policy(training, "accuracy", True)
+    _, training = parse("--eval_steps", "10", "--save_steps", "10", "--load_best_model_at_end", "false")
+    assert _with_evaluation_policy(training, "accuracy", True).load_best_model_at_end is False  # the user's value
+    _, training = parse("--eval_steps", "10", "--save_steps", "10")
+    assert _with_evaluation_policy(training, "accuracy", True).load_best_model_at_end is True  # t5lab's default
+    with pytest.raises(ConfigError, match="round multiple"):  # an impossible request is refused when parsed
+        parse("--eval_steps", "10", "--save_steps", "15", "--load_best_model_at_end")

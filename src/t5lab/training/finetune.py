@@ -97,7 +97,7 @@ def _trainer(
         processing_class=tokenizer,
         evaluation_sets=evaluation_sets,
         eval_mode=task_args.eval_mode,
-        num_beams=task_args.num_beams,
+        num_beams=generation_beams(task_args, training_args),
         length_penalty=task_args.length_penalty,
         max_target_length=task_args.max_target_length,
         callbacks=list(callbacks),
@@ -117,22 +117,64 @@ def _with_evaluation_policy(
     """The Trainer's arguments for a fine-tuning run: evaluation decodes text, and the best checkpoint (by
     ``metric``) is kept and loaded at the end when checkpoints coincide with evaluations. A copy: the parsed
     arguments stay as the user gave them."""
-    args = copy.copy(training_args)
-    args.predict_with_generate = True
+    args = _decoding(training_args)
     args.metric_for_best_model, args.greater_is_better = metric, greater
-    evaluating = args.eval_strategy != "no"
-    args.load_best_model_at_end = (
-        evaluating
+    aligned = (
+        args.eval_strategy != "no"
         and args.save_strategy == args.eval_strategy
         and (args.save_strategy != "steps" or args.save_steps % args.eval_steps == 0)
     )
+    if "load_best_model_at_end" not in training_args.given_flags:  # the user's value stands (the Trainer checks it)
+        args.load_best_model_at_end = aligned
     return args
+
+
+def _decoding(training_args: T5LabTrainingArguments) -> T5LabTrainingArguments:
+    """A copy of the arguments with generation on: t5lab scores decoded text, never logits."""
+    if "predict_with_generate" in training_args.given_flags and not training_args.predict_with_generate:
+        raise ConfigError(
+            "t5lab always scores decoded predictions; --predict_with_generate false is not supported "
+            "(--eval_mode rank scores label words without generating)."
+        )
+    args = copy.copy(training_args)
+    args.predict_with_generate = True
+    return args
+
+
+def generation_beams(task_args: TaskArguments, training_args: T5LabTrainingArguments) -> int:
+    """Beam width of evaluation: ``--num_beams`` or the Trainer's name for it, ``--generation_num_beams``."""
+    given = task_args.given_flags
+    if "generation_num_beams" in given and training_args.generation_num_beams is not None:
+        if "num_beams" in given and task_args.num_beams != training_args.generation_num_beams:
+            raise ConfigError(
+                f"--num_beams {task_args.num_beams} and --generation_num_beams {training_args.generation_num_beams} "
+                "disagree; they are the same setting, give one."
+            )
+        return training_args.generation_num_beams
+    return task_args.num_beams
+
+
+def _phases(training_args: T5LabTrainingArguments) -> set[str]:
+    """``--do_train/--do_eval/--do_predict`` as in the HF example scripts; none given: all three."""
+    given = {flag for flag in ("do_train", "do_eval", "do_predict") if flag in training_args.given_flags}
+    if not given:
+        return {"train", "eval", "predict"}
+    return {flag.removeprefix("do_") for flag in given if getattr(training_args, flag)}
 
 
 def finetune(
     model_args: ModelArguments, task_args: TaskArguments, training_args: T5LabTrainingArguments
 ) -> dict[str, Any]:
-    """Fine-tune on one task or a mixture, keep the best checkpoint, evaluate and predict; returns the metrics."""
+    """Fine-tune on one task or a mixture, keep the best checkpoint, evaluate and predict; returns the metrics.
+
+    ``--do_eval`` / ``--do_predict`` without ``--do_train`` evaluate / predict the given model, training nothing.
+    """
+    phases = _phases(training_args)
+    if "train" not in phases:
+        metrics = evaluate(model_args, task_args, training_args) if "eval" in phases else {}
+        if "predict" in phases:
+            predict(model_args, task_args, training_args)
+        return metrics
     config = effective_config((model_args, task_args, training_args))
     resume = prepare_output_dir(
         training_args.output_dir,
@@ -172,6 +214,8 @@ def finetune(
         )
     if not evaluation_sets:
         raise DataError(f"no labeled validation split found for {', '.join(t.name for t in tasks)}.")
+    if not test_sets and "predict" in phases and "do_predict" in training_args.given_flags:
+        raise DataError(f"--do_predict: no test split found for {', '.join(t.name for t in tasks)}.")
     train_dataset = mix_tasks(
         train_parts, task_args.mixing, task_args.mixing_cap, task_args.mixing_temperature, training_args.seed
     )
@@ -194,17 +238,19 @@ def finetune(
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
 
-    metrics = trainer.evaluate()
     output_dir = Path(training_args.output_dir)
-    if trainer.is_world_process_zero():
-        metrics.update(
-            report_evaluation(
-                trainer.evaluation_sets, trainer.last_predictions, metrics, output_dir, task_args.eval_mode
+    metrics: dict[str, Any] = {}
+    if "eval" in phases:
+        metrics = trainer.evaluate()
+        if trainer.is_world_process_zero():
+            metrics.update(
+                report_evaluation(
+                    trainer.evaluation_sets, trainer.last_predictions, metrics, output_dir, task_args.eval_mode
+                )
             )
-        )
-    trainer.save_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
     trainer.save_state()
-    if test_sets:
+    if "predict" in phases and test_sets:
         _predict_unlabeled(trainer, test_sets, output_dir)
     if trainer.is_world_process_zero():
         if training_args.plot_loss:
@@ -257,9 +303,7 @@ def _trainer_for_existing_model(
         for task in tasks
         for split, dataset in splits[task.name].items()
     ]
-    args = copy.copy(training_args)
-    args.predict_with_generate = True  # evaluation scores decoded text, never logits
-    return _trainer(model, tokenizer, args, task_args, sets)
+    return _trainer(model, tokenizer, _decoding(training_args), task_args, sets)
 
 
 def evaluate(
