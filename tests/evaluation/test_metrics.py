@@ -62,10 +62,26 @@ def test_text_metrics() -> None:
     summaries, gold = ["the cats sat on mats", "hello world"], ["a cat sat on the mat", "goodbye world"]
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     direct = [scorer.score(g, s) for s, g in zip(summaries, gold)]
-    for name, value in m.rouge(summaries, gold).items():
+    for name, value in m.rouge(summaries, gold, ("rouge1", "rouge2", "rougeL")).items():
         assert value == pytest.approx(np.mean([d[name].fmeasure for d in direct]))
     best = m.rouge(["hello world"], [["goodbye world", "hello world"]])
-    assert best == {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
+    assert best == {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0, "rougeLsum": 1.0}
+
+
+def test_rouge_lsum_scores_sentence_split_text_like_run_summarization(shared_data) -> None:
+    import json
+
+    rows = [json.loads(line) for line in (shared_data / "summarization/xsum/test.jsonl").read_text().splitlines()[:30]]
+    lead3 = [" ".join(row["document"].split("\n")[:3]) for row in rows]  # the lead-3 baseline, several sentences
+    summaries = [row["summary"] for row in rows]
+    scores = m.rouge(lead3, summaries)
+    scorer = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
+    direct = [
+        scorer.score(m.split_sentences(g), m.split_sentences(p))["rougeLsum"].fmeasure for p, g in zip(lead3, summaries)
+    ]
+    assert scores["rougeLsum"] == pytest.approx(np.mean(direct))
+    assert all(m.split_sentences(p).count("\n") >= 2 for p in lead3[:5])  # the split happened
+    assert scores["rougeLsum"] != pytest.approx(scores["rougeL"])  # summary-level LCS differs from plain LCS
 
 
 @pytest.mark.parametrize("name", [t.name for t in builtin_tasks()])

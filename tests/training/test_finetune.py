@@ -207,6 +207,10 @@ def test_predict_writes_glue_submission(tmp_path, shared_data, wiki_tokenizer_di
     lines = (out / "glue_submission" / "SST-2.tsv").read_text().splitlines()
     assert lines[0] == "index\tprediction" and len(lines) == 21
     assert all(line.split("\t")[1] in ("0", "1") for line in lines[1:])
+    # the files run_summarization writes: one prediction per line, and the predict metrics
+    generated = (out / "generated_predictions.txt").read_text().splitlines()
+    assert generated == [json.loads(row)["prediction"] for row in (out / "predictions" / "sst2_test.jsonl").open()]
+    assert json.loads((out / "predict_results.json").read_text())["predict_samples"] == 20
 
 
 @pytest.mark.parametrize(

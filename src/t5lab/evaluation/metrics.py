@@ -34,7 +34,7 @@ from t5lab.errors import ConfigError
 
 INVALID_LABEL = -1
 INVALID_REGRESSION_VALUE = -1.0
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 _PUNCTUATION = frozenset(string.punctuation)
 
 
@@ -98,17 +98,40 @@ def exact_match(predictions: Sequence[str], references: Sequence[str | Sequence[
     return float(np.mean(hits))
 
 
+def split_sentences(text: str) -> str:
+    """One sentence per line, as run_summarization prepares text for rougeLsum: nltk's Punkt model when its data
+    is installed (``nltk.download("punkt_tab")``), else Punkt's untrained defaults (which also split after
+    abbreviations such as "Mr.")."""
+    import nltk
+
+    try:
+        return "\n".join(nltk.sent_tokenize(text.strip()))
+    except LookupError:
+        from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+        return "\n".join(PunktSentenceTokenizer().tokenize(text.strip()))
+
+
 def rouge(
     predictions: Sequence[str], references: Sequence[str | Sequence[str]], types: Sequence[str] = ROUGE_TYPES
 ) -> dict[str, float]:
-    """Mean ROUGE F-measures by rouge type (rouge_score, Porter stemming; the best of an example's references)."""
+    """Mean ROUGE F-measures by rouge type (rouge_score, Porter stemming; the best of an example's references).
+
+    ``rougeLsum`` is the summary-level LCS over newline-separated sentences: texts are split into sentences
+    first (:func:`split_sentences`), as Hugging Face's run_summarization does, so figures compare with papers.
+    """
     from rouge_score import rouge_scorer  # imports nltk, which only summarization tasks need
 
-    scorer = rouge_scorer.RougeScorer(list(types), use_stemmer=True)
     totals: Counter = Counter()
-    for prediction, reference in zip(predictions, references):
-        for name, score in scorer.score_multi(_as_references(reference), prediction).items():
-            totals[name] += score.fmeasure
+    for sentence_level, names in ((False, [t for t in types if t != "rougeLsum"]), (True, ["rougeLsum"])):
+        if not names or not set(names) <= set(types):
+            continue
+        scorer = rouge_scorer.RougeScorer(names, use_stemmer=True)
+        prepare = split_sentences if sentence_level else str
+        for prediction, reference in zip(predictions, references):
+            refs = [prepare(r) for r in _as_references(reference)]
+            for name, score in scorer.score_multi(refs, prepare(prediction)).items():
+                totals[name] += score.fmeasure
     return {name: totals[name] / len(predictions) for name in types}
 
 

@@ -10,6 +10,7 @@ outputs (generation or rank classification) and scoring them with the task's met
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 from typing import Any
 
@@ -275,15 +276,33 @@ def finetune(
 
 
 def _predict_unlabeled(trainer: FinetuneTrainer, test_sets: list[EvaluationSet], output_dir: Path) -> None:
-    """Predict on every process (prediction is a collective under data parallelism); the first one writes."""
+    """Predict on every process (prediction is a collective under data parallelism); the first one writes
+    predictions/*.jsonl, GLUE submission files, and run_summarization's generated_predictions.txt (one
+    prediction per line; ``generated_predictions_<split>.txt`` for several test splits) and predict_results.json."""
+    results: dict[str, float] = {}
     for test_set in test_sets:
+        started = time.perf_counter()
         texts, _ = trainer.predict_texts(test_set)
+        seconds = time.perf_counter() - started
         if trainer.is_world_process_zero():
             write_predictions(output_dir / "predictions" / f"{test_set.name}.jsonl", test_set, texts)
             write_glue_submission(output_dir / "glue_submission", test_set, texts)
+            suffix = "" if len(test_sets) == 1 else f"_{test_set.name}"
+            lines = "".join(" ".join(text.split()) + "\n" for text in texts)
+            (output_dir / f"generated_predictions{suffix}.txt").write_text(lines, encoding="utf-8")
+            prefix = "predict" if len(test_sets) == 1 else f"predict_{test_set.name}"
+            results.update(
+                {
+                    f"{prefix}_samples": len(texts),
+                    f"{prefix}_runtime": round(seconds, 4),
+                    f"{prefix}_samples_per_second": round(len(texts) / seconds, 3),
+                }
+            )
     if trainer.is_world_process_zero():
+        trainer.save_metrics("predict", results, combined=False)
         console.print(
-            f"Test predictions: {output_dir / 'predictions'}; GLUE submission files: {output_dir / 'glue_submission'}"
+            f"Test predictions: {output_dir / 'predictions'} (and generated_predictions.txt); "
+            f"GLUE submission files: {output_dir / 'glue_submission'}"
         )
 
 
