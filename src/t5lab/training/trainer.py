@@ -169,6 +169,20 @@ class T5LabTrainer(Seq2SeqTrainer):
             for name, value in tokens.items():
                 setattr(self.args, name, value)
 
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        """No warning for the tied input embeddings (``encoder/decoder.embed_tokens`` share ``shared``): safetensors
+        stores them once, so loading the best checkpoint always "misses" them, and they are loaded through
+        ``shared``. Any other missing or unexpected key is still reported."""
+        seen: set[int] = set()
+        tied = set()
+        for name, parameter in self.model.named_parameters(remove_duplicate=False):
+            if id(parameter) in seen:
+                tied.add(name)
+            seen.add(id(parameter))
+        super()._issue_warnings_after_load(
+            load_result._replace(missing_keys=[key for key in load_result.missing_keys if key not in tied])
+        )
+
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
         """Write nothing: ``README.md`` is t5lab's model card (:mod:`t5lab.training.model_card`), which the recipe
         writes before its final push. The Trainer calls this in every ``push_to_hub``, and its draft would
