@@ -10,6 +10,7 @@ import time
 import pytest
 import yaml
 
+from t5lab.api import NOT_APPLICABLE
 from t5lab.cli import main
 from t5lab.config import DataArguments, ModelArguments, parse_arguments
 from t5lab.training.arguments import T5LabTrainingArguments
@@ -255,3 +256,16 @@ def test_recipe_help_is_grouped_readable_and_fast_from_its_cache():
 def test_a_pretraining_flag_given_to_finetune_is_refused_not_ignored(capsys):
     assert main(["finetune", "--task", "glue/sst2", "--vocab_size", "100", "--output_dir", "x"]) == 2
     assert "--vocab_size applies to `t5lab pretrain`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command, flag",
+    [(command, flag) for command, flags in sorted(NOT_APPLICABLE.items()) for flag in sorted(flags)],
+)
+def test_trainer_flags_a_command_has_no_use_for_are_refused_not_ignored(command, flag, capsys):
+    value = "config.json" if flag == "generation_config" else "2" if flag.startswith("generation_") else "true"
+    argv = [command, f"--{flag}", value, "--output_dir", "unused", "--task", "glue/sst2"]
+    if command == "pretrain":
+        argv = argv[:-2]
+    assert main(argv) == 2
+    assert f"--{flag} has no effect in `t5lab {command}`" in capsys.readouterr().err

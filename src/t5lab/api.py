@@ -46,6 +46,17 @@ RECIPES = {
 }
 
 
+# Trainer flags a command accepts (they are TrainingArguments fields) but has no use for: refused in one line, never
+# silently ignored. The fine-tuning recipe honours the rest of the generation and best-model flags itself.
+_DECODING_FLAGS = {"predict_with_generate", "generation_max_length", "generation_num_beams", "generation_config"}
+NOT_APPLICABLE = {
+    "pretrain": {"do_train", "do_eval", "do_predict", "sortish_sampler", *_DECODING_FLAGS},
+    "finetune": {"sortish_sampler"},
+    "evaluate": {"do_train", "do_eval", "do_predict", "sortish_sampler"},
+    "predict": {"do_train", "do_eval", "do_predict", "sortish_sampler"},
+}
+
+
 def _argument_types(command: str) -> tuple[type, ...]:
     from t5lab.training.arguments import T5LabTrainingArguments, quiet_deepspeed_on_cpu
 
@@ -58,8 +69,11 @@ def _argument_types(command: str) -> tuple[type, ...]:
 def run_recipe(command: str, argv: Sequence[str]) -> Any:
     """Parse ``argv`` as ``t5lab COMMAND`` does and run the recipe: the one path of the CLI and of this API."""
     from t5lab.config import parse_arguments
+    from t5lab.errors import ConfigError
 
     args = parse_arguments(_argument_types(command), argv, f"t5lab {command}", RECIPES[command])
+    if refused := sorted(NOT_APPLICABLE[command] & args[-1].given_flags):
+        raise ConfigError(f"--{refused[0]} has no effect in `t5lab {command}`; leave it out (see --help).")
     if command == "pretrain":
         from t5lab.training.pretrain import pretrain as recipe
     else:
