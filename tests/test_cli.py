@@ -269,3 +269,19 @@ def test_trainer_flags_a_command_has_no_use_for_are_refused_not_ignored(command,
         argv = argv[:-2]
     assert main(argv) == 2
     assert f"--{flag} has no effect in `t5lab {command}`" in capsys.readouterr().err
+
+
+def test_quiet_keeps_warnings_and_errors_and_drops_progress_lines(tmp_path, shared_data, wiki_tokenizer_dir):
+    argv = ["finetune", "--task", "glue/rte", "--data_dir", str(shared_data / "glue"), "--config_name", "t5-tiny"]
+    argv += ["--tokenizer_name", str(wiki_tokenizer_dir), "--max_steps", "2", "--max_eval_samples", "8"]
+    argv += ["--max_target_length", "8", "--report_to", "none", "--disable_tqdm", "true"]
+    loud = run_cli(*argv, "--output_dir", str(tmp_path / "loud"))
+    quiet = run_cli("-q", *argv, "--output_dir", str(tmp_path / "quiet"))
+    assert loud.returncode == quiet.returncode == 0
+    assert "Fine-tuning" in loud.stderr and "Model card:" in loud.stderr
+    assert "Fine-tuning" not in quiet.stderr and "Model card:" not in quiet.stderr
+    assert (tmp_path / "quiet" / "eval_results.json").is_file()
+    explicit = run_cli(*argv, "--log_level", "warning", "--output_dir", str(tmp_path / "explicit"))
+    assert explicit.returncode == 0 and "Fine-tuning" not in explicit.stderr  # --log_level rules t5lab's lines too
+    failed = run_cli("-q", "finetune", "--task", "glue/sst9", "--output_dir", str(tmp_path / "bad"))
+    assert failed.returncode == 2 and "unknown task" in failed.stderr  # errors are never quieted

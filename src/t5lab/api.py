@@ -85,6 +85,10 @@ def run_recipe(command: str, argv: Sequence[str]) -> Any:
 
 def _run(command: str, config: str | Path | None, flags: dict[str, Any]) -> Any:
     from t5lab.config import values_to_argv
+    from t5lab.log import configure, logger
+
+    if not logger.handlers:  # a script that set up no logging still sees t5lab's progress lines
+        configure()
 
     argv = (["--config", str(config)] if config is not None else []) + values_to_argv(flags, _argument_types(command))
     return run_recipe(command, argv)

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from t5lab.errors import UserError
 
-USAGE = """usage: t5lab [--debug] [--version] COMMAND [ARGS]
+USAGE = """usage: t5lab [--debug] [-q] [--version] COMMAND [ARGS]
 
 commands:
 {commands}
 
-Run `t5lab COMMAND --help` for the flags of a command. --debug shows full tracebacks."""
+Run `t5lab COMMAND --help` for the flags of a command. --debug shows full tracebacks; -q shows only warnings
+and errors (t5lab's, transformers', datasets'), no progress bars."""
 
 
 def _recipe(command: str) -> Callable[[Sequence[str]], int]:
@@ -359,6 +360,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     debug = bool(bare)
     args = [a for i, a in enumerate(args) if i not in bare]
+    quiet = bool(args) and args[0] in ("-q", "--quiet")  # before the command, as --debug
+    args = args[1:] if quiet else args
+    from t5lab.log import configure
+
+    configure(quiet)
     # The deepspeed launcher puts --local_rank=N before the script's own arguments; LOCAL_RANK carries it too.
     while args and args[0].startswith("--local_rank="):
         args.pop(0)

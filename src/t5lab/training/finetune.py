@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from transformers import EarlyStoppingCallback, PreTrainedTokenizerBase, set_seed
 
 from t5lab.config import ModelArguments, TaskArguments
@@ -25,6 +24,7 @@ from t5lab.evaluation.decoding import unspellable
 from t5lab.evaluation.evaluator import FinetuneTrainer
 from t5lab.evaluation.naming import best_model_metric
 from t5lab.evaluation.outputs import plot_loss_curve, report_evaluation, write_glue_submission, write_predictions
+from t5lab.log import follow_training_arguments, logger
 from t5lab.models.presets import build_model, set_dropout
 from t5lab.tasks.examples import EvaluationSet, evaluation_set, load_examples, mix_tasks, task_list, tokenize_examples
 from t5lab.tasks.schema import Task
@@ -33,8 +33,6 @@ from t5lab.training.model_card import write_model_card
 from t5lab.training.optim import optimizer_cls_and_kwargs
 from t5lab.training.run_dir import effective_config, prepare_output_dir
 from t5lab.training.tracking import TrackingCallback
-
-console = Console(stderr=True)
 
 
 def _tasks(task_args: TaskArguments) -> list[Task]:
@@ -52,10 +50,10 @@ def _tokenizer_examples_model(
     tokenizer = load_tokenizer(name, model_args.cache_dir, model_args.model_revision, model_args.trust_remote_code)
     for task in tasks:
         if lost := unspellable(tokenizer, task.label_words):
-            console.print(
-                f"[yellow]Warning: the tokenizer cannot spell label word(s) {lost} of {task.name} (they decode "
+            logger.warning(
+                f"Warning: the tokenizer cannot spell label word(s) {lost} of {task.name} (they decode "
                 "differently); generation can never produce them, "
-                "use --eval_mode rank or a tokenizer that covers them.[/]"
+                "use --eval_mode rank or a tokenizer that covers them."
             )
     splits = {
         task.name: load_examples(
@@ -170,6 +168,7 @@ def finetune(
 
     ``--do_eval`` / ``--do_predict`` without ``--do_train`` evaluate / predict the given model, training nothing.
     """
+    follow_training_arguments(training_args)
     phases = _phases(training_args)
     if "train" not in phases:
         metrics = evaluate(model_args, task_args, training_args) if "eval" in phases else {}
@@ -229,7 +228,7 @@ def finetune(
         callbacks.append(EarlyStoppingCallback(task_args.early_stopping_patience, task_args.early_stopping_threshold))
     trainer = _trainer(model, tokenizer, args, task_args, evaluation_sets, train_dataset, callbacks)
     if trainer.is_world_process_zero():
-        console.print(
+        logger.info(
             f"Fine-tuning {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters on "
             f"{', '.join(t.name for t in tasks)} on {trainer.args.world_size} process(es)"
             + (f"; resuming from {resume}" if resume else "")
@@ -269,7 +268,7 @@ def finetune(
             tasks,
             trainer.evaluation_sets,
         )
-        console.print(f"Model card: {card}")
+        logger.info(f"Model card: {card}")
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="End of training")  # the folder as it is now: model, card, predictions
     return metrics
@@ -300,7 +299,7 @@ def _predict_unlabeled(trainer: FinetuneTrainer, test_sets: list[EvaluationSet],
             )
     if trainer.is_world_process_zero():
         trainer.save_metrics("predict", results, combined=False)
-        console.print(
+        logger.info(
             f"Test predictions: {output_dir / 'predictions'} (and generated_predictions.txt); "
             f"GLUE submission files: {output_dir / 'glue_submission'}"
         )
@@ -310,6 +309,7 @@ def _trainer_for_existing_model(
     model_args: ModelArguments, task_args: TaskArguments, training_args: T5LabTrainingArguments, role: str
 ) -> FinetuneTrainer:
     """A trainer (no training) whose evaluation sets are the ``role`` splits of the task(s)."""
+    follow_training_arguments(training_args)
     config = effective_config((model_args, task_args, training_args))
     prepare_output_dir(
         training_args.output_dir, config, training_args.overwrite_output_dir, None, training_args.process_index == 0

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
 from transformers import EvalPrediction, PreTrainedTokenizerBase, set_seed
 
 from t5lab.config import DataArguments, ModelArguments
@@ -20,6 +19,7 @@ from t5lab.data.pipeline import corpus_texts, pretraining_datasets
 from t5lab.data.tokenizer import add_mode_tokens, load_tokenizer, save_tokenizer, train_tokenizer
 from t5lab.evaluation.outputs import plot_loss_curve
 from t5lab.evaluation.pretraining import PretrainingDiagnostics, dataset_unigram_log_probs, describe_encoder_gain
+from t5lab.log import follow_training_arguments, logger
 from t5lab.models.presets import build_model
 from t5lab.training.arguments import T5LabTrainingArguments
 from t5lab.training.model_card import write_model_card
@@ -27,8 +27,6 @@ from t5lab.training.optim import optimizer_cls_and_kwargs
 from t5lab.training.run_dir import effective_config, prepare_output_dir
 from t5lab.training.tracking import TrackingCallback
 from t5lab.training.trainer import EpochToCollator, T5LabTrainer
-
-console = Console(stderr=True)
 
 
 def resolve_tokenizer(
@@ -42,7 +40,7 @@ def resolve_tokenizer(
     with training_args.main_process_first(desc="training the tokenizer"):
         if (saved / "tokenizer.json").is_file():
             return load_tokenizer(str(saved))
-        console.print(f"Training a SentencePiece tokenizer (vocab {model_args.vocab_size}) on the corpus...")
+        logger.info(f"Training a SentencePiece tokenizer (vocab {model_args.vocab_size}) on the corpus...")
         texts = corpus_texts(
             data_args.corpus(), training_args.seed, model_args.cache_dir, model_args.tokenizer_train_samples
         )
@@ -50,9 +48,8 @@ def resolve_tokenizer(
             texts, model_args.vocab_size, model_args.num_sentinels, model_args.tokenizer_train_samples
         )
         if len(tokenizer) < model_args.vocab_size:
-            console.print(
-                f"[yellow]The corpus supports {len(tokenizer)} tokens, "
-                f"fewer than --vocab_size {model_args.vocab_size}.[/]"
+            logger.warning(
+                f"The corpus supports {len(tokenizer)} tokens, fewer than --vocab_size {model_args.vocab_size}."
             )
         if training_args.process_index == 0:
             save_tokenizer(tokenizer, saved)
@@ -106,6 +103,7 @@ def pretrain(
     model_args: ModelArguments, data_args: DataArguments, training_args: T5LabTrainingArguments
 ) -> dict[str, Any]:
     """Pre-train a T5 model with the chosen objective; returns the final train and eval metrics."""
+    follow_training_arguments(training_args)
     config = effective_config((model_args, data_args, training_args))
     resume = prepare_output_dir(
         training_args.output_dir,
@@ -162,7 +160,7 @@ def pretrain(
     )
     if trainer.is_world_process_zero():
         n_params = sum(p.numel() for p in model.parameters())
-        console.print(
+        logger.info(
             f"Pre-training {n_params / 1e6:.1f}M parameters on {trainer.args.world_size} process(es): "
             f"{', '.join(d.describe() for d in denoisers)}; {lengths.raw_length} raw tokens -> "
             f"{lengths.input_length} inputs / {lengths.target_length} targets"
