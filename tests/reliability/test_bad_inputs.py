@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from t5lab.cli import main
+from t5lab.training.run_dir import prepare_output_dir
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
@@ -339,6 +340,9 @@ def test_bad_input_gives_one_clear_line_and_touches_nothing(case, inputs, tmp_pa
     assert line.startswith(f"t5lab {argv[0]}: error: "), err[-2000:]
     assert _fill(expected, values) in line, line
     assert _snapshot(Path(inputs["tmp"])) == before
+    if any("{out}" in arg for arg in argv_template):
+        # nothing the failed command left blocks its fix: the directory takes a corrected run (other settings)
+        prepare_output_dir(values["out"], {"corrected": case}, overwrite=False, resume_from_checkpoint=None)
 
 
 def test_the_table_in_docs_lists_every_case():
