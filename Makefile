@@ -16,6 +16,8 @@ $(VENV)/.stamp-setup: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(PIP_CONSTRAINT_FLAGS) -e '.[test]'
+	# render the recipes' --help once, so that a user's first `t5lab COMMAND --help` prints from the cache
+	for command in pretrain finetune evaluate predict; do $(BIN)/t5lab $$command --help > /dev/null; done
 	touch $@
 
 # Offline: pre-train on Python's bundled docs, then fine-tune and evaluate on a task written from them.

@@ -251,6 +251,8 @@ def test_recipe_help_is_grouped_readable_and_fast_from_its_cache():
     finetune_help = run_cli("finetune", "--help").stdout
     assert "Task and evaluation:" in finetune_help and "Data and objective:" not in finetune_help
     assert "--vocab_size" not in finetune_help and "--noise_density" not in finetune_help
+    assert "--eval_mode {generate,rank}" in finetune_help and "--task VALUE" in finetune_help
+    assert "(required) Task name(s)" in finetune_help  # required flags are marked
 
 
 def test_a_pretraining_flag_given_to_finetune_is_refused_not_ignored(capsys):

@@ -120,7 +120,8 @@ class DataArguments:
         metadata={
             "help": "Pre-training objective: span_corruption, iid_masking, prefix_lm, pmi_masking, ul2 (UL2's mixture "
             "of denoisers), or a mixture 'span_corruption:0.5,prefix_lm:0.5' (a mapping or list in YAML; "
-            "see docs/objectives.md)."
+            "see docs/objectives.md).",
+            "metavar": "{span_corruption,iid_masking,prefix_lm,pmi_masking,ul2}|MIXTURE",
         },
     )
     pmi_vocab: str | None = field(
@@ -197,7 +198,10 @@ class TaskArguments:
     )
     eval_mode: str = field(
         default="generate",
-        metadata={"help": "generate (decode text, then parse) or rank (score each label word; classification only)."},
+        metadata={
+            "help": "generate (decode text, then parse) or rank (score each label word; classification only).",
+            "metavar": "{" + ",".join(EVAL_MODES) + "}",
+        },
     )
     num_beams: int = field(default=1, metadata={"help": "Beams for generation (1 = greedy)."})
     length_penalty: float = field(default=1.0, metadata={"help": "Beam-search length penalty."})
@@ -206,7 +210,11 @@ class TaskArguments:
     )
     early_stopping_threshold: float = field(default=0.0, metadata={"help": "Minimum improvement that counts."})
     mixing: str = field(
-        default="proportional", metadata={"help": "Multi-task mixing: proportional (to size, capped) or temperature."}
+        default="proportional",
+        metadata={
+            "help": "Multi-task mixing: proportional (to size, capped) or temperature.",
+            "metavar": "{" + ",".join(MIXING) + "}",
+        },
     )
     mixing_cap: int = field(
         default=2**19, metadata={"help": "Examples-proportional mixing caps each task at this many examples."}

@@ -51,6 +51,8 @@ class ReadableHelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
+        if action.required and "required" not in text:
+            text = f"(required) {text}"
         shown = action.default not in (None, False, "", [], argparse.SUPPRESS) and "default" not in text.lower()
         return f"{text} (default: %(default)s)" if shown else text
 

@@ -42,7 +42,11 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
     )
     optim: str = field(
         default="adamw_torch",
-        metadata={"help": "Any Trainer optimizer (adamw_torch, adafactor, ...) or 'adamwscale' (nanoT5)."},
+        metadata={
+            "help": "Any Trainer optimizer (adamw_torch, adamw_torch_fused, adafactor, sgd, ...: the Trainer's "
+            "OptimizerNames) or 'adamwscale' (nanoT5's AdamW with RMS-scaled updates).",
+            "metavar": "{adamw_torch,adafactor,...,adamwscale}",
+        },
     )
     report_to: None | str | list[str] = field(
         default="tensorboard",
@@ -58,8 +62,9 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
     on_nonfinite: str = field(
         default="stop",
         metadata={
+            "metavar": "{stop,skip}",
             "help": "On a NaN/inf loss or gradient: stop (name the step and the last good checkpoint) or "
-            "skip (drop that update, count it in the logs as nonfinite_skipped)."
+            "skip (drop that update, count it in the logs as nonfinite_skipped).",
         },
     )
 
