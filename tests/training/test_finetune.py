@@ -378,6 +378,16 @@ def test_generation_and_best_model_flags_are_honoured_or_refused(tmp_path):
     assert _with_evaluation_policy(training, "accuracy", True).load_best_model_at_end is True  # t5lab's default
     with pytest.raises(ConfigError, match="round multiple"):  # an impossible request is refused when parsed
         parse("--eval_steps", "10", "--save_steps", "15", "--load_best_model_at_end")
+    # the other fields t5lab sets a default for: the user's explicit value wins
+    from t5lab.evaluation.naming import best_model_metric
+    from t5lab.tasks.registry import get_task
+
+    assert parse()[1].eval_strategy == "no" and parse("--eval_steps", "5")[1].eval_strategy == "steps"
+    assert parse("--eval_strategy", "epoch")[1].eval_strategy == "epoch"
+    rte = [get_task("glue/rte")]
+    assert best_model_metric(rte, None, None) == ("accuracy", True)
+    assert best_model_metric(rte, None, "eval_loss", None) == ("loss", False)
+    assert best_model_metric(rte, None, "accuracy", False) == ("accuracy", False)  # --greater_is_better false
 
 
 def test_loading_the_best_checkpoint_reports_no_spurious_missing_keys(tmp_path, shared_data, wiki_tokenizer_dir):
