@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from t5lab.errors import UserError
+from t5lab.errors import INTERRUPTED_EXIT_CODE, UserError
 
 USAGE = """usage: t5lab [--debug] [-q] [--version] COMMAND [ARGS]
 
@@ -401,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"t5lab {command}: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT_CODE
     finally:
         _close_process_group(wait_for_others=finished)
 

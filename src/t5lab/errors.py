@@ -57,3 +57,5 @@ class UserArgumentParser(argparse.ArgumentParser):
 # Exit code of a run that saved a checkpoint and stopped on SIGTERM/SIGUSR1 (preemption): the SLURM
 # templates requeue the job on it. 75 is EX_TEMPFAIL in sysexits.h: "try again later".
 PREEMPTED_EXIT_CODE = 75
+# Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED_EXIT_CODE = 130

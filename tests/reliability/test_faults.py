@@ -18,7 +18,7 @@ from harness import child_env, error_line, logged_steps, pretrain_args, start, w
 from safetensors.torch import load_file
 
 from t5lab.cli import main
-from t5lab.errors import PREEMPTED_EXIT_CODE
+from t5lab.errors import INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE
 from t5lab.training.checkpointing import checkpoint_problem
 
 pytestmark = pytest.mark.slow
@@ -57,6 +57,47 @@ def test_sigterm_saves_a_checkpoint_at_the_next_step_and_exits_75(tmp_path, smal
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output[-2000:]
     assert sorted(set(logged_steps(out))) == list(range(1, step + 3))
+
+
+def test_ctrl_c_checkpoints_and_exits_130_and_a_second_ctrl_c_aborts_at_once(
+    tmp_path, small_corpus, wiki_tokenizer_dir
+):
+    out = tmp_path / "run"
+    argv = pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "500", "--save_steps", "1000")
+    process = start(argv)
+    wait_for(process, lambda: 3 in logged_steps(out))
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == INTERRUPTED_EXIT_CODE, output[-2000:]
+    assert "Ctrl-C: saving a checkpoint" in output
+    line = error_line(output)
+    assert line.startswith("t5lab pretrain: error: stopped by Ctrl-C (SIGINT) at step ") and "rerun" in line
+    step = int(line.split("at step ")[1].split()[0])
+    assert checkpoint_problem(out / f"checkpoint-{step}") is None
+    # the rerun resumes exactly where Ctrl-C stopped
+    process = start(
+        pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", str(step + 2), "--save_steps", "1000")
+    )
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output[-2000:]
+    assert sorted(set(logged_steps(out))) == list(range(1, step + 3))
+
+    # Ctrl-C twice, the second while a checkpoint is being written (held there by the injected delay): the run
+    # stops at once without finishing that checkpoint; the last complete one is intact and the rerun resumes it
+    again = tmp_path / "again"
+    argv = pretrain_args(small_corpus, wiki_tokenizer_dir, again, "--max_steps", "500", "--save_steps", "3")
+    process = start(argv, child_env(T5LAB_FAULT_SAVE_DELAY="10"), faulty=True)
+    wait_for(process, lambda: (again / ".incomplete" / "checkpoint-6" / "trainer_state.json").is_file())
+    process.send_signal(signal.SIGINT)
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == INTERRUPTED_EXIT_CODE and "Traceback" not in output, output[-2000:]
+    assert "t5lab pretrain: interrupted" in output and not (again / "checkpoint-6").exists()
+    assert checkpoint_problem(again / "checkpoint-3") is None
+    process = start(pretrain_args(small_corpus, wiki_tokenizer_dir, again, "--max_steps", "8", "--save_steps", "3"))
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0 and f"resuming from {again / 'checkpoint-3'}" in output, output
 
 
 def test_sigusr1_on_one_ddp_rank_stops_both_ranks_after_one_checkpoint(

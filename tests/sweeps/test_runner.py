@@ -16,7 +16,7 @@ import yaml
 from optuna.trial import TrialState
 
 from t5lab.cli import main
-from t5lab.errors import PREEMPTED_EXIT_CODE
+from t5lab.errors import INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE
 from t5lab.sweeps.layout import worker_environments
 from t5lab.sweeps.runner import open_storage, open_study
 from t5lab.sweeps.wandb_yaml import load_sweep, search_space
@@ -124,7 +124,8 @@ def test_the_sweep_stops_when_the_metric_target_is_reached(tmp_path):
     assert len(load(tmp_path / "out").trials) == 1
 
 
-def test_an_interrupted_trial_is_queued_again_and_resumes_in_its_dir(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGUSR1, signal.SIGINT])
+def test_an_interrupted_trial_is_queued_again_and_resumes_in_its_dir(tmp_path, stop):
     sweep_file, out = fake_sweep(tmp_path, values=(0.3,), method="random", fixed={"evals": 1}), tmp_path / "out"
     command = [sys.executable, "-m", "t5lab", "sweep", str(sweep_file), "--trials", "1", "--output_dir", str(out)]
     sweep = subprocess.Popen(
@@ -135,14 +136,14 @@ def test_an_interrupted_trial_is_queued_again_and_resumes_in_its_dir(tmp_path):
     while not log.exists() and time.monotonic() < deadline and sweep.poll() is None:
         time.sleep(0.2)
     time.sleep(0.5)
-    sweep.send_signal(signal.SIGUSR1)  # as the SLURM templates ask before a time limit or preemption
+    sweep.send_signal(stop)  # SIGUSR1: as the SLURM templates ask before a time limit or preemption; SIGINT: Ctrl-C
     _, stderr = sweep.communicate(timeout=60)
-    assert sweep.returncode == PREEMPTED_EXIT_CODE, stderr  # the exit code the SLURM templates requeue on
-    assert (
-        stderr.strip()
-        .splitlines()[-1]
-        .startswith("t5lab sweep: error: stopped by SIGUSR1; the running trials are queued again")
-    )
+    last = stderr.strip().splitlines()[-1]
+    if stop == signal.SIGUSR1:
+        assert sweep.returncode == PREEMPTED_EXIT_CODE, stderr  # the exit code the SLURM templates requeue on
+        assert last.startswith("t5lab sweep: error: stopped by SIGUSR1; the running trials are queued again")
+    else:
+        assert sweep.returncode == INTERRUPTED_EXIT_CODE and last == "t5lab sweep: interrupted", stderr
     study = load(out)
     assert by_state(study) == {"FAIL": [0], "WAITING": [1]}
     assert study.trials[1].params == study.trials[0].params

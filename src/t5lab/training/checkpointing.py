@@ -22,10 +22,11 @@ import os
 import re
 import shutil
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
-from t5lab.errors import PREEMPTED_EXIT_CODE, ConfigError, UserError
+from t5lab.errors import INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE, ConfigError, UserError
 
 MANIFEST = "t5lab_checkpoint.json"
 STAGING_DIR = ".incomplete"
@@ -46,9 +47,14 @@ _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
 class Preempted(UserError):
-    """The run saved a checkpoint and stopped on a preemption signal; rerunning resumes it."""
+    """The run saved a checkpoint and stopped on a preemption signal or Ctrl-C; rerunning resumes it."""
 
     exit_code = PREEMPTED_EXIT_CODE
+
+    def __init__(self, message: str, signal_name: str | None = None) -> None:
+        super().__init__(message)
+        if signal_name == "SIGINT":
+            self.exit_code = INTERRUPTED_EXIT_CODE  # a shell's convention for Ctrl-C, not "requeue me"
 
 
 class NonFiniteError(UserError):
@@ -192,7 +198,11 @@ def check_checkpoint_matches_model(checkpoint: str, model_config: Any) -> None:
 
 
 class PreemptionHandler:
-    """Record SIGTERM/SIGUSR1 instead of dying, so the run can checkpoint at the next step and exit."""
+    """Record SIGTERM/SIGUSR1 instead of dying, so the run can checkpoint at the next step and exit.
+
+    Ctrl-C (SIGINT) does the same, with exit code 130; a second Ctrl-C aborts at once (KeyboardInterrupt), which
+    leaves the last complete checkpoint intact because checkpoints are written to a staging folder first.
+    """
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
@@ -201,10 +211,20 @@ class PreemptionHandler:
     def _handle(self, signum: int, frame: Any) -> None:
         self.signal_name = signal.Signals(signum).name
 
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        if self.signal_name == "SIGINT":
+            raise KeyboardInterrupt
+        self.signal_name = "SIGINT"
+        print(
+            "Ctrl-C: saving a checkpoint at the end of this step, then stopping (Ctrl-C again to abort).",
+            file=sys.stderr,
+        )
+
     def install(self) -> None:
-        """Take over the preemption signals (main thread only, which is where the Trainer runs)."""
+        """Take over the preemption signals and Ctrl-C (main thread only, which is where the Trainer runs)."""
         for signum in PREEMPTION_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._interrupt)
 
     def restore(self) -> None:
         """Give the signals back to their previous handlers."""

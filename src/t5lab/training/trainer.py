@@ -252,9 +252,11 @@ class _ReliabilityCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if self.trainer.preempted_by:
             checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            cause = "Ctrl-C (SIGINT)" if self.trainer.preempted_by == "SIGINT" else self.trainer.preempted_by
             raise Preempted(
-                f"stopped by {self.trainer.preempted_by} at step {state.global_step} after saving {checkpoint}; "
-                "rerun the same command to resume from it."
+                f"stopped by {cause} at step {state.global_step} after saving {checkpoint}; "
+                "rerun the same command to resume from it.",
+                self.trainer.preempted_by,
             )
 
 
