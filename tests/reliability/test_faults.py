@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import time
 import pytest
 import torch
 from faulty_t5lab import inject_faults
-from harness import child_env, error_line, logged_steps, pretrain_args, start, wait_for
+from harness import child_env, error_line, kill_group, logged_steps, pretrain_args, start, wait_for
 from safetensors.torch import load_file
 
 from t5lab.cli import main
@@ -295,3 +296,19 @@ def test_a_damaged_newest_checkpoint_is_reported_and_skipped(tmp_path, small_cor
         f"resuming from {out / 'checkpoint-3'}."
     ) in err
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 7
+
+
+def test_one_run_per_output_dir_and_a_killed_holder_leaves_no_lock(tmp_path, small_corpus, wiki_tokenizer_dir):
+    out = tmp_path / "run"
+    argv = pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "500", "--save_steps", "2")
+    first = start(argv)
+    wait_for(first, lambda: (out / "checkpoint-2").is_dir())
+    second = start(argv)  # the same command again, e.g. a requeued job while the first still runs
+    output, _ = second.communicate(timeout=300)
+    line = error_line(output)
+    assert second.returncode == 2 and f"is in use by another run (pid {first.pid} on {socket.gethostname()}" in line
+    assert first.poll() is None  # the first run goes on
+    kill_group(first)  # SIGKILL: the kernel drops its lock with it
+    resumed = start(pretrain_args(small_corpus, wiki_tokenizer_dir, out, "--max_steps", "6", "--save_steps", "2"))
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and "resuming from" in output, output[-2000:]

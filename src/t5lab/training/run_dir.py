@@ -20,6 +20,7 @@ from t5lab.training.checkpointing import (
     find_resumable_checkpoint,
     staging_root,
 )
+from t5lab.training.dir_lock import LOCK_FILE, hold_output_dir, release_output_dir
 
 # Fields whose value is derived from others; recording them would pin a stale value on reuse.
 _DERIVED_TRAINING_FIELDS = {"logging_dir", "local_rank"}
@@ -104,7 +105,23 @@ def prepare_output_dir(
     path = Path(output_dir)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--output_dir {path} is a file; give a directory.")
-    existing = path.is_dir() and any(path.iterdir())
+    if not is_main_process:
+        return _check_output_dir(path, config, overwrite, resume_from_checkpoint, is_main_process)
+    created = [p for p in (path, path / LOCK_FILE) if not p.exists()]
+    hold_output_dir(path)  # before looking: two commands started together cannot both take the directory
+    try:
+        return _check_output_dir(path, config, overwrite, resume_from_checkpoint, is_main_process)
+    except ConfigError:
+        release_output_dir(path)  # a refused command leaves the directory as it found it
+        for made in reversed(created):
+            made.unlink() if made.is_file() else made.rmdir()
+        raise
+
+
+def _check_output_dir(
+    path: Path, config: dict[str, Any], overwrite: bool, resume_from_checkpoint: str | None, is_main_process: bool
+) -> str | None:
+    existing = path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir())
     resume = None
     if existing and not overwrite:
         saved_file = path / CONFIG_FILE
