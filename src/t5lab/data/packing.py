@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from transformers import PreTrainedTokenizerBase
 
 from t5lab.data.corpus import AnyDataset
 from t5lab.errors import DataError
+from t5lab.log import logger
 
-PACKING_VERSION = 1  # bump when the packing logic changes, to invalidate old caches
+PACKING_VERSION = 2  # bump when the packing logic changes, to invalidate old caches
 MAP_BATCH_SIZE = 1000
 
 
@@ -84,14 +86,55 @@ def cache_key(sources: list[dict], tokenizer: PreTrainedTokenizerBase, raw_lengt
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+CACHE_MANIFEST = "t5lab_manifest.json"
+
+
+def _checksums(folder: Path) -> dict[str, list[int]]:
+    """[size, CRC-32] of every file of a cache entry: zlib's CRC reads ~1 GB/s, a small cost next to loading."""
+    sums = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != CACHE_MANIFEST:
+            crc = 0
+            with path.open("rb") as f:
+                while block := f.read(1 << 22):
+                    crc = zlib.crc32(block, crc)
+            sums[str(path.relative_to(folder))] = [path.stat().st_size, crc]
+    return sums
+
+
+def cache_problem(entry: Path) -> str | None:
+    """Why a cache entry cannot be trusted (no manifest, a file missing, truncated or changed), or None."""
+    try:
+        expected = json.loads((entry / CACHE_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "no readable manifest"
+    actual = _checksums(entry)
+    for name, (size, crc) in expected.items():
+        if name not in actual:
+            return f"{name} is missing"
+        if actual[name][0] != size:
+            return f"{name} has {actual[name][0]} bytes instead of {size}"
+        if actual[name][1] != crc:
+            return f"{name} has changed (checksum)"
+    return None
+
+
 def cached_packed(
     key: str, build: Callable[[], DatasetDict], cache_dir: Path | None = None, overwrite: bool = False
 ) -> DatasetDict:
-    """Load a packed corpus from the cache, or build it and store it atomically (temp dir + rename)."""
+    """Load a packed corpus from the cache, or build it and store it atomically (temp dir + manifest + rename).
+
+    An entry whose files do not match its manifest (a disk error, a file edited or truncated) is rebuilt, with
+    a notice; a build killed midway leaves only a hidden temp folder that nothing reads.
+    """
     root = (cache_dir or default_cache_dir()) / "packed"
     target = root / key
     if target.is_dir() and not overwrite:
-        return load_from_disk(str(target))
+        problem = cache_problem(target)
+        if problem is None:
+            return load_from_disk(str(target))
+        logger.warning(f"The cached corpus {target} is damaged ({problem}); rebuilding it.")
+        shutil.rmtree(target, ignore_errors=True)
     packed = build()
     for split, ds in packed.items():
         if len(ds) == 0:
@@ -101,6 +144,7 @@ def cached_packed(
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}-"))
     packed.save_to_disk(str(tmp))
+    (tmp / CACHE_MANIFEST).write_text(json.dumps(_checksums(tmp)), encoding="utf-8")
     if overwrite and target.exists():
         shutil.rmtree(target)
     try:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import string
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -102,11 +104,25 @@ def _t5_tokenizer_from_proto(proto: sentencepiece_model_pb2.ModelProto, num_sent
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, output_dir: str | Path) -> None:
-    """Save in HF format (plus ``spiece.model`` for a trained tokenizer, for SentencePiece users)."""
-    tokenizer.save_pretrained(str(output_dir))
-    model = getattr(tokenizer, "_t5lab_sentencepiece", None)
-    if model is not None:
-        Path(output_dir, "spiece.model").write_bytes(model)
+    """Save in HF format (plus ``spiece.model`` for a trained tokenizer, for SentencePiece users).
+
+    Written to a temp folder first and moved in with ``tokenizer.json`` last: a run killed while saving leaves
+    no tokenizer.json, so its rerun trains the tokenizer again instead of loading half a file.
+    """
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    for leftover in output.glob(".tokenizer-*"):  # from a save that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(dir=output, prefix=".tokenizer-"))
+    try:
+        tokenizer.save_pretrained(str(staging))
+        model = getattr(tokenizer, "_t5lab_sentencepiece", None)
+        if model is not None:
+            (staging / "spiece.model").write_bytes(model)
+        for path in sorted(staging.iterdir(), key=lambda p: p.name == "tokenizer.json"):
+            os.replace(path, output / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_tokenizer(
