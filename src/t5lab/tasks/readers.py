@@ -166,8 +166,12 @@ def _read_delimited(path: Path, delimiter: str, local: LocalSource, known: set[s
         reader = csv.reader(f, delimiter=delimiter, quoting=_quoting(local.quoting, delimiter, names))
         if has_header:
             next(reader)
+        if any("\x00" in name for name in names):
+            raise DataError(f"{path}, line 1: a NUL byte; is this a text file?")
         rows = []
         for row in reader:
+            if any("\x00" in cell for cell in row):  # arrow would drop it from column names, then fail to cast
+                raise DataError(f"{path}, line {reader.line_num}: a NUL byte; is this a text file?")
             if not row:
                 continue
             if len(row) != len(names):
