@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from t5lab.data.objectives import Denoiser
 
 
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flex_attention")
+
+
 @dataclass
 class ModelArguments:
     _argument_group_name = "Model and tokenizer"
@@ -66,6 +69,27 @@ class ModelArguments:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow code from the hub to run (off unless you trust the source)."}
     )
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={
+            "help": "Attention kernel: sdpa (PyTorch's scaled_dot_product_attention; transformers' default for T5 "
+            "and the fastest on CPU, see docs/benchmarks.md), eager, or flex_attention (GPU only for training: "
+            "it has no backward pass on CPU).",
+            "metavar": "{" + ",".join(ATTENTION_IMPLEMENTATIONS) + "}",
+        },
+    )
+
+    def model_source(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`t5lab.models.presets.build_model` these flags give."""
+        names = ("model_name_or_path", "config_name", "cache_dir", "trust_remote_code", "attn_implementation")
+        return {"revision": self.model_revision, **{name: getattr(self, name) for name in names}}
+
+    def __post_init__(self) -> None:
+        if self.attn_implementation not in (None, *ATTENTION_IMPLEMENTATIONS):
+            raise ConfigError(
+                f"--attn_implementation must be one of {', '.join(ATTENTION_IMPLEMENTATIONS)}, "
+                f"got '{self.attn_implementation}'."
+            )
 
 
 @dataclass

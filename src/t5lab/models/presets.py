@@ -109,8 +109,18 @@ def build_model(
     cache_dir: str | None = None,
     revision: str = "main",
     trust_remote_code: bool = False,
+    attn_implementation: str | None = None,
+    for_training: bool = True,
 ) -> T5ForConditionalGeneration:
-    """A model from a checkpoint (hub id or dir), or randomly initialised from a preset or an HF config."""
+    """A model from a checkpoint (hub id or dir), or randomly initialised from a preset or an HF config.
+
+    ``attn_implementation`` (sdpa, eager, flex_attention) replaces transformers' default (sdpa for T5).
+    """
+    if attn_implementation == "flex_attention" and for_training and not torch.cuda.is_available():
+        raise ConfigError(
+            f"--attn_implementation flex_attention cannot train on CPU (torch {torch.__version__} has no CPU "
+            "backward pass for it); use sdpa (the default) or eager, or train on a GPU."
+        )
     if model_name_or_path:
         try:
             # the file's value: T5Config reports True whatever config.json says
@@ -146,6 +156,8 @@ def build_model(
                 raise ConfigError(f"unknown preset or config '{name}'; presets: {', '.join(PRESETS)}.") from None
             config.vocab_size = padded_vocab_size(tokenizer)
         model = new_model(config)
+    if attn_implementation:
+        model.set_attn_implementation(attn_implementation)
     # The Trainer would otherwise pass num_items_in_batch, which T5's loss ignores, and skip dividing the
     # loss by the accumulation steps: the logged loss would grow with gradient accumulation.
     model.accepts_loss_kwargs = False

@@ -67,14 +67,7 @@ def _tokenizer_examples_model(
         )
         for task in tasks
     }
-    model = build_model(
-        tokenizer,
-        model_args.model_name_or_path,
-        model_args.config_name,
-        model_args.cache_dir,
-        model_args.model_revision,
-        model_args.trust_remote_code,
-    )
+    model = build_model(tokenizer, **model_args.model_source(), for_training="train" in roles)
     return tokenizer, splits, model
 
 

@@ -123,14 +123,7 @@ def pretrain(
             data_args.corpus(), tokenizer, lengths.raw_length, training_args.seed, model_args.cache_dir
         )
 
-    model = build_model(
-        tokenizer,
-        model_args.model_name_or_path,
-        model_args.config_name,
-        model_args.cache_dir,
-        model_args.model_revision,
-        model_args.trust_remote_code,
-    )
+    model = build_model(tokenizer, **model_args.model_source())
     collator = PretrainingCollator(objective, model.config.decoder_start_token_id, seed=training_args.seed)
     diagnostics = None
     if eval_dataset is not None:
