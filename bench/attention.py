@@ -30,6 +30,14 @@ SHAPES = {"t5-tiny": (128, 64), "t5-small": (512, 8)}
 KERNELS = ("eager", "sdpa", "flex_attention")
 
 
+def step(model, batch: dict, precision: str) -> None:
+    """One forward and backward pass (no optimizer: the kernels differ only there)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        loss = model(**batch).loss
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=4)
@@ -56,18 +64,14 @@ def main() -> None:
                         tokenizer, config_name=preset, attn_implementation=kernel, for_training=False
                     )
 
-                def step(model) -> None:
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                        loss = model(**batch).loss
-                    loss.backward()
-                    model.zero_grad(set_to_none=True)
-
                 for _ in range(args.repeats):  # alternate the kernels
                     for kernel, model in models.items():
                         if kernel in errors:
                             continue
                         try:
-                            times.setdefault(kernel, []).extend(timed(lambda m=model: step(m), 1))
+                            times.setdefault(kernel, []).extend(
+                                timed(lambda m=model, b=batch, p=precision: step(m, b, p), 1)
+                            )
                         except Exception as error:  # noqa: BLE001 - a kernel that cannot run here is a result
                             errors[kernel] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
                 figures = {kernel: {"step_seconds": median(t)} for kernel, t in times.items()}

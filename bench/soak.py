@@ -3,7 +3,7 @@
 1. ``t5lab pretrain`` (t5-tiny, 64-token inputs) for ``--steps`` steps (default 3,000) with evaluation and a
    checkpoint every 250 steps; the process's RSS is sampled every second from /proc and matched to the step
    logged at that time. Reported: peak RSS, RSS at each evaluation, and the slope after warm-up (MB per 1,000
-   steps, least squares over steps >= 500); target: flat within 5% of the post-warm-up level.
+   steps, least squares after a warm-up of min(500, steps / 3)); target: flat within 5% of the post-warm-up level.
 2. ``t5lab sweep`` of ``--trials`` (200) trials of a fake objective (tests/sweeps/fake_train.py, milliseconds per
    trial) with 4 workers on one SQLite study: every trial must end COMPLETE, none lost or duplicated, and no
    "database is locked" anywhere in the output.
@@ -77,7 +77,8 @@ def soak_pretraining(work: Path, steps: int) -> dict:
         raise SystemExit(f"pre-training failed:\n{stderr[-3000:]}")
     steps_arr = np.array([s[1] for s in samples], dtype=float)
     rss_arr = np.array([s[2] for s in samples])
-    late = steps_arr >= 500
+    warmup = min(500, steps // 3)
+    late = steps_arr >= warmup
     slope = float(np.polyfit(steps_arr[late], rss_arr[late], 1)[0] * 1000) if late.sum() > 2 else None
     level = float(np.median(rss_arr[late])) if late.any() else None
     at_evaluations = {}
@@ -85,7 +86,8 @@ def soak_pretraining(work: Path, steps: int) -> dict:
         near = [rss for _, s, rss in samples if step <= s < step + 50]
         if near:
             at_evaluations[step] = round(max(near), 1)
-    spread = (max(at_evaluations.values()) - min(v for k, v in at_evaluations.items() if k >= 500)) / level * 100
+    settled = [v for k, v in at_evaluations.items() if k >= warmup]
+    spread = (max(settled) - min(settled)) / level * 100 if settled else 0.0
     return {
         "steps": steps,
         "minutes": round((time.time() - started) / 60, 1),
