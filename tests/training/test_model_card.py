@@ -13,14 +13,14 @@ import pytest
 import torch
 import transformers
 from huggingface_hub import ModelCard
-from huggingface_hub.utils import filter_repo_objects
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers import Seq2SeqTrainer, T5ForConditionalGeneration
 
 import t5lab
 from t5lab.cli import main
 from t5lab.training.arguments import T5LabTrainingArguments
 from t5lab.training.model_card import format_number
-from t5lab.training.trainer import T5LabTrainer
+from t5lab.training.trainer import T5LabTrainer, skip_bookkeeping_in_hub_uploads
 
 pytestmark = pytest.mark.slow
 
@@ -110,10 +110,17 @@ def test_the_card_is_what_push_to_hub_uploads(pretrained, tmp_path):
     stock = T5LabTrainer(model=model, args=T5LabTrainingArguments(output_dir=str(tmp_path), report_to="none"))
     Seq2SeqTrainer.create_model_card(stock, model_name="tiny")
     assert "t5lab" not in ModelCard.load(tmp_path / "README.md").data.tags
-    # Trainer.push_to_hub uploads the output dir with upload_folder(ignore_patterns=["_*", "checkpoint-*"])
+    # Trainer.push_to_hub uploads the output dir with upload_folder(ignore_patterns=["_*", "checkpoint-*"]), to
+    # which huggingface_hub adds its DEFAULT_IGNORE_PATTERNS: t5lab's bookkeeping is among them when pushing
+    staged = out / ".incomplete" / "checkpoint-99" / "model.safetensors"
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"half-written")
+    skip_bookkeeping_in_hub_uploads()  # what T5LabTrainer does when --push_to_hub is on
     files = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()]
-    uploaded = set(filter_repo_objects(files, ignore_patterns=["_*", "checkpoint-*"]))
+    uploaded = set(filter_repo_objects(files, ignore_patterns=["_*", "checkpoint-*", *DEFAULT_IGNORE_PATTERNS]))
     assert {"README.md", "model.safetensors", "config.json", "tokenizer.json", "t5lab_config.yaml"} <= uploaded
+    assert not [f for f in uploaded if ".incomplete" in f or f.endswith(".t5lab.lock")]
+    shutil.rmtree(out / ".incomplete")
 
 
 def test_finetuning_card_names_the_task_and_its_metric(pretrained, tmp_path, shared_data):

@@ -35,6 +35,27 @@ T5LAB_STATE_FILE = "t5lab_state.json"
 _FULL_DISK_BYTES = 16 * 2**20
 
 
+# Files of t5lab's own bookkeeping that a hub upload of the output dir must skip: the staging folder of a
+# checkpoint being written (the Trainer pushes at every save, possibly while the next one is staged), the run
+# lock and a tokenizer save in progress. upload_folder adds huggingface_hub's DEFAULT_IGNORE_PATTERNS to every
+# call, and the Trainer offers no hook for its own patterns, so t5lab's are added to that list once.
+HUB_IGNORE_PATTERNS = [
+    ".incomplete",
+    ".incomplete/*",
+    "**/.incomplete/**",
+    ".t5lab.lock",
+    ".tokenizer-*",
+    ".tokenizer-*/*",
+]
+
+
+def skip_bookkeeping_in_hub_uploads() -> None:
+    """Keep t5lab's staging folders and lock out of every hub upload of this process."""
+    from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS
+
+    DEFAULT_IGNORE_PATTERNS.extend(p for p in HUB_IGNORE_PATTERNS if p not in DEFAULT_IGNORE_PATTERNS)
+
+
 class T5LabTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer that logs ``tokens_per_second`` (non-pad input + target tokens, all processes), writes
     checkpoints atomically, stops cleanly on SIGTERM/SIGUSR1 and applies ``--on_nonfinite``."""
@@ -58,6 +79,8 @@ class T5LabTrainer(Seq2SeqTrainer):
         self.preempted_by: str | None = None
         self._staging_root: Path | None = None
         self.add_callback(_ReliabilityCallback(self))
+        if self.args.push_to_hub:
+            skip_bookkeeping_in_hub_uploads()
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
         if isinstance(resume_from_checkpoint, str):
