@@ -243,14 +243,14 @@ def corrupt_spans(
 def reconstruct(inputs: np.ndarray, targets: np.ndarray, sentinel_ids: np.ndarray, eos_id: int) -> np.ndarray:
     """Invert a sentinel objective for one row: put each target span back at its sentinel (tests, debugging).
 
-    A row ends at its last EOS (padding and -100 labels may follow); earlier EOS tokens are corpus tokens, the
-    separators between packed documents.
+    A row ends at its last EOS (padding and -100 labels may follow; a row without EOS is whole); earlier EOS
+    tokens are corpus tokens, the separators between packed documents.
     """
     sentinel_set = {int(s): k for k, s in enumerate(sentinel_ids)}
 
     def content(row: np.ndarray) -> list[int]:
         tokens = row.tolist()
-        return tokens[: len(tokens) - 1 - tokens[::-1].index(eos_id)]
+        return tokens[: len(tokens) - 1 - tokens[::-1].index(eos_id)] if eos_id in tokens else tokens
 
     spans: dict[int, list[int]] = {}
     current = None

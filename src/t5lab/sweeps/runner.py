@@ -194,6 +194,9 @@ class SweepRunner:
         previous = {}
         if threading.current_thread() is threading.main_thread():  # only it may set signal handlers
             previous = {signum: signal.signal(signum, _raise_preemption) for signum in PREEMPTION_SIGNALS}
+            # Ctrl-C stops the sweep even when its parent started it with SIGINT ignored (a background job of a
+            # script, a test runner's worker), which Python would otherwise keep.
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             for thread in threads:
                 thread.start()
