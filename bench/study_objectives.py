@@ -24,10 +24,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from study_transfer import TASKS, finetune, t5lab
+from study_transfer import TASKS, finetune, init_cells, mean_cell, run_logged, t5lab
 
 OBJECTIVES = ["span_corruption", "pmi_masking", "iid_masking", "prefix_lm", "ul2"]
 
@@ -66,12 +65,7 @@ def pretrain(args: argparse.Namespace, out: Path, objective: str, steps: int, to
             "--output_dir",
             str(run_dir),
         )
-        started = time.time()
-        with open(out / "pretrain.log", "a") as log:
-            log.write(f"\n### {objective}\n")
-            log.flush()
-            subprocess.run(command, stdout=log, stderr=log, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-        (run_dir / "seconds").write_text(f"{time.time() - started:.1f}\n")
+        run_logged(command, out / "pretrain.log", objective, run_dir)
     results = json.loads((run_dir / "all_results.json").read_text())
     return {
         "name": objective,
@@ -92,21 +86,12 @@ def write_report(out: Path, study: dict) -> None:
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     means: dict[str, dict[str, float]] = {}
     for init in study["inits"]:
-        cells = [
-            init["name"],
-            str(init.get("step", 0)),
-            f"{init.get('tokens', 0) / 1e6:.1f}M",
-            str(init.get("minutes") or 0),
-            f"{init['pretrain_eval_loss']:.2f}" if init.get("pretrain_eval_loss") else "-",
-            f"{init['eval_encoder_gain']:+.2f}" if init.get("eval_encoder_gain") is not None else "-",
-        ]
+        cells = init_cells(init)
         for task in study["settings"]["tasks"]:
             values = [r["value"] for r in study["results"] if r["init"] == init["name"] and r["task"] == task]
+            cells.append(mean_cell(values))
             if values:
                 means.setdefault(task, {})[init["name"]] = statistics.mean(values)
-                cells.append(f"{statistics.mean(values):.3f} ({', '.join(f'{v:.3f}' for v in values)})")
-            else:
-                cells.append("-")
         rows.append("| " + " | ".join(cells) + " |")
     (out / "ablation.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows), flush=True)

@@ -45,6 +45,17 @@ def t5lab(*args: str) -> list[str]:
     return [sys.executable, "-m", "t5lab", *args]
 
 
+def run_logged(command: list[str], log_file: Path, title: str, run_dir: Path) -> None:
+    """Run a t5lab command on one thread, its output appended to ``log_file``; its duration goes to
+    ``run_dir/seconds``."""
+    started = time.time()
+    with open(log_file, "a") as log:
+        log.write(f"\n### {title}\n")
+        log.flush()
+        subprocess.run(command, stdout=log, stderr=log, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    (run_dir / "seconds").write_text(f"{time.time() - started:.1f}\n")
+
+
 def run_settings(run_dir: Path) -> dict:
     return yaml.safe_load((run_dir / "t5lab_config.yaml").read_text())
 
@@ -133,12 +144,7 @@ def finetune(args: argparse.Namespace, out: Path, init: dict, task_name: str, se
             "--output_dir",
             str(run_dir),
         )
-        started = time.time()
-        with open(out / "finetune.log", "a") as log:
-            log.write(f"\n### {name}\n")
-            log.flush()
-            subprocess.run(command, stdout=log, stderr=log, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-        (run_dir / "seconds").write_text(f"{time.time() - started:.1f}\n")
+        run_logged(command, out / "finetune.log", name, run_dir)
         shutil.rmtree(run_dir / "predictions", ignore_errors=True)
     value = json.loads(results_file.read_text())[metric]
     seconds = float((run_dir / "seconds").read_text()) if (run_dir / "seconds").is_file() else None
@@ -159,6 +165,23 @@ def best_lr(results: list[dict], init: str, lrs: list[float]) -> float | None:
     return max(tried, key=tried.get) if all(lr in tried for lr in lrs) else None
 
 
+def init_cells(init: dict) -> list[str]:
+    """Table cells that describe an init: name, step, tokens, minutes, pre-training eval loss, encoder gain."""
+    return [
+        init["name"],
+        str(init.get("step", 0)),
+        f"{init.get('tokens', 0) / 1e6:.1f}M",
+        str(init.get("minutes") or 0),
+        f"{init['pretrain_eval_loss']:.2f}" if init.get("pretrain_eval_loss") else "-",
+        f"{init['eval_encoder_gain']:+.2f}" if init.get("eval_encoder_gain") is not None else "-",
+    ]
+
+
+def mean_cell(values: list[float]) -> str:
+    """Mean over seeds, then each seed's value."""
+    return f"{statistics.mean(values):.3f} ({', '.join(f'{v:.3f}' for v in values)})" if values else "-"
+
+
 def write_report(out: Path, study: dict) -> None:
     """study.json, a markdown table (mean over seeds at each init's tuned rate) and a plot per task."""
     (out / "study.json").write_text(json.dumps(study, indent=2))
@@ -168,23 +191,12 @@ def write_report(out: Path, study: dict) -> None:
     points: dict[str, list] = {t: [] for t in TASKS}
     for init in inits:
         lr = best_lr(results, init["name"], study["settings"]["lrs"])
-        cells = [
-            init["name"],
-            str(init.get("step", 0)),
-            f"{init.get('tokens', 0) / 1e6:.1f}M",
-            str(init.get("minutes", 0)),
-            f"{init['pretrain_eval_loss']:.2f}" if init.get("pretrain_eval_loss") else "-",
-            f"{init['eval_encoder_gain']:+.2f}" if init.get("eval_encoder_gain") is not None else "-",
-            f"{lr:g}" if lr else "-",
-        ]
+        cells = [*init_cells(init), f"{lr:g}" if lr else "-"]
         for task in TASKS:
             values = [r["value"] for r in results if r["init"] == init["name"] and r["task"] == task and r["lr"] == lr]
+            cells.append(mean_cell(values))
             if values:
-                mean = statistics.mean(values)
-                cells.append(f"{mean:.3f} ({', '.join(f'{v:.3f}' for v in values)})")
-                points[task].append((init.get("minutes", 0), mean, init["model"] is None))
-            else:
-                cells.append("-")
+                points[task].append((init.get("minutes", 0), statistics.mean(values), init["model"] is None))
         rows.append("| " + " | ".join(cells) + " |")
     (out / "study.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows), flush=True)
