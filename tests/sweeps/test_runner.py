@@ -202,3 +202,29 @@ def test_each_worker_gets_its_own_gpu_or_a_share_of_the_cores(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert {env["OMP_NUM_THREADS"] for env in worker_environments(2)} == {str(max(1, (os.cpu_count() or 1) // 2))}
     assert worker_environments(1) == [dict(os.environ)]  # one worker: the trial may use every device
+
+
+def test_a_sweep_killed_with_sigkill_leaves_a_study_the_next_run_continues(tmp_path):
+    """SQLite commits each trial's state in a transaction: a SIGKILL at any point leaves a readable study. The
+    killed trial stays RUNNING until Optuna's heartbeat (2 x 60 s) fails it and queues it again."""
+    sweep_file, out = fake_sweep(tmp_path, values=(0.1, 0.2, 0.3, 0.4), method="grid"), tmp_path / "out"
+    command = [sys.executable, "-m", "t5lab", "sweep", str(sweep_file), "--trials", "4", "--output_dir", str(out)]
+    sweep = subprocess.Popen(
+        command,
+        env={**os.environ, "FAKE_PAUSE": "0.3"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "fake" / "trial-0001.log").exists() and time.monotonic() < deadline and sweep.poll() is None:
+        time.sleep(0.05)
+    os.killpg(sweep.pid, signal.SIGKILL)  # the sweep and its running trial, as a node failure would
+    sweep.wait(timeout=30)
+    killed = by_state(load(out))
+    assert killed.get("COMPLETE") and killed.get("RUNNING")
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    study = load(out)
+    assert len(by_state(study)["COMPLETE"]) > len(killed["COMPLETE"])
+    assert by_state(study)["RUNNING"] == killed["RUNNING"]  # the zombie, until its heartbeat expires
