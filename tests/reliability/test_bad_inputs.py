@@ -212,6 +212,10 @@ CASES: dict[str, tuple[list[str], str]] = {
         FINETUNE + ["--task", "glue/sst2", "--train_file", "{tmp}/sst2.jsonl", "--validation_file", "{tmp}/sst2.jsonl"],
         "{tmp}/sst2.jsonl (split train of task glue/sst2) has no column 'sentence' (columns: body, label).",
     ),
+    "nul-byte-in-csv-header": (
+        FINETUNE + ["--task", "glue/sst2", "--train_file", "{tmp}/nul.csv", "--validation_file", "{tmp}/nul.csv"],
+        "{tmp}/nul.csv, line 1: a NUL byte; is this a text file?",
+    ),
     "unknown-eval-mode": (
         FINETUNE + ["--task", "glue/sst2", "--eval_mode", "beam"],
         "--eval_mode must be one of generate, rank, got 'beam'.",
@@ -261,6 +265,7 @@ def inputs(tmp_path_factory, small_corpus, wiki_tokenizer_dir, shared_data) -> d
     (tmp / "short.txt").write_text("Just one short line.\n")
     (tmp / "sst2.tsv").write_text("sentence\tlabel\nnice film\t1\nbad film\t7\n")
     (tmp / "sst2.jsonl").write_text('{"body": "nice film", "label": 1}\n')
+    (tmp / "nul.csv").write_bytes(b"\x00sentence,label\nnice film,1\n")  # found by the fuzzer (test_fuzz.py)
     (tmp / "notes").mkdir()
     (tmp / "notes" / "notes.txt").write_text("precious")
     sweep = (
