@@ -1,6 +1,6 @@
 """Build time and peak memory of the PMI vocabulary of the 10M-word Gutenberg corpus (what `t5lab pmi build` does).
 
-    OMP_NUM_THREADS=1 nice -n 5 python bench/pmi_vocab.py [CORPUS] --tokenizer_name /work/runs/tok-gut-8k
+    OMP_NUM_THREADS=1 nice -n 5 python bench/pmi_vocab.py [CORPUS] --tokenizer_name runs/tok-gut-8k
 
 Reads the corpus through t5lab's corpus machinery, as the command does; without --tokenizer_name an 8k tokenizer
 is trained on the corpus first (not timed). Writes the figures to bench/results/pmi_vocab.json and the
@@ -24,7 +24,6 @@ from t5lab.data.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 
 DATA = Path(os.environ.get("T5LAB_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 GUTENBERG = DATA / "corpus" / "gutenberg-10M" / "train.txt"
-DEFAULT_TOKENIZER = Path("/work/runs/tok-gut-8k")
 
 
 def cpu_model() -> str:
@@ -46,13 +45,13 @@ def main() -> None:
     parser.add_argument("corpus", nargs="?", default=str(GUTENBERG))
     parser.add_argument(
         "--tokenizer_name",
-        default=str(DEFAULT_TOKENIZER) if DEFAULT_TOKENIZER.is_dir() else None,
-        help="Tokenizer dir (default: /work/runs/tok-gut-8k if present, else an 8k one trained on the corpus).",
+        default=None,
+        help="Tokenizer dir, e.g. runs/tok-gut-8k (default: an 8k one trained on the corpus first).",
     )
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--min_count", type=int, default=10)
     parser.add_argument("--max_n", type=int, default=5)
-    parser.add_argument("--vocab_out", default="/work/runs/pmi-gut-8k.txt")
+    parser.add_argument("--vocab_out", default="runs/pmi-gut-8k.txt")
     parser.add_argument("--out", default="bench/results/pmi_vocab.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
