@@ -173,19 +173,18 @@ def main() -> None:
     }
     span_raw = raw_length("span_corruption", args.input_length)
 
-    def finetune_all(init: dict, lr: float) -> None:
-        for seed in args.seeds:
-            for task in args.tasks:
-                study["results"].append(finetune(args, out, init, task, seed, lr))
-                write_report(out, study)
-
     # every pre-training first: the encoder gains compare objectives before any fine-tuning has run
     for objective in args.objectives:
         steps = round(args.steps * span_raw / raw_length(objective, args.input_length))
         study["inits"].append(pretrain(args, out, objective, steps, tokenizer))
         write_report(out, study)
-    for init in study["inits"]:
-        finetune_all(init, args.random_lr if init["model"] is None else args.lr)
+    # task by task, so that a partial study already has complete columns
+    for task in args.tasks:
+        for seed in args.seeds:
+            for init in study["inits"]:
+                lr = args.random_lr if init["model"] is None else args.lr
+                study["results"].append(finetune(args, out, init, task, seed, lr))
+                write_report(out, study)
 
 
 if __name__ == "__main__":

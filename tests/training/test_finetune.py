@@ -335,6 +335,23 @@ def test_do_flags_follow_the_hf_scripts(tmp_path, shared_data, wiki_tokenizer_di
     )
     assert code == 0 and (trained / "model.safetensors").is_file() and (trained / "train_results.json").is_file()
     assert not (trained / "eval_results.json").exists() and not (trained / "predictions").exists()
+    # flags given only false remove their phases; all three false is refused before anything is written
+    code, no_eval = _finetune(
+        tmp_path,
+        shared_data,
+        wiki_tokenizer_dir,
+        "no-eval",
+        "--task",
+        "glue/rte",
+        "--max_steps",
+        "2",
+        "--do_eval",
+        "false",
+    )
+    assert code == 0 and (no_eval / "train_results.json").is_file() and not (no_eval / "eval_results.json").exists()
+    off = ["--do_train", "false", "--do_eval", "false", "--do_predict", "false"]
+    code, nothing = _finetune(tmp_path, shared_data, wiki_tokenizer_dir, "nothing", "--task", "glue/rte", *off)
+    assert code == 2 and not nothing.exists()
     # --do_eval without --do_train: evaluates the given model, trains nothing
     out = tmp_path / "eval-only"
     argv = ["finetune", "--task", "glue/rte", "--data_dir", str(shared_data / "glue"), "--model_name_or_path"]

@@ -147,11 +147,20 @@ def generation_beams(task_args: TaskArguments, training_args: T5LabTrainingArgum
 
 
 def _phases(training_args: T5LabTrainingArguments) -> set[str]:
-    """``--do_train/--do_eval/--do_predict`` as in the HF example scripts; none given: all three."""
-    given = {flag for flag in ("do_train", "do_eval", "do_predict") if flag in training_args.given_flags}
-    if not given:
-        return {"train", "eval", "predict"}
-    return {flag.removeprefix("do_") for flag in given if getattr(training_args, flag)}
+    """``--do_train/--do_eval/--do_predict`` as in the HF example scripts; none given: all three.
+
+    Flags given true select their phases; flags given only false remove theirs from the three.
+    """
+    given = {
+        flag.removeprefix("do_"): getattr(training_args, flag)
+        for flag in ("do_train", "do_eval", "do_predict")
+        if flag in training_args.given_flags
+    }
+    selected = {phase for phase, on in given.items() if on}
+    phases = selected or {"train", "eval", "predict"} - set(given)
+    if not phases:
+        raise ConfigError("--do_train, --do_eval and --do_predict are all false: nothing to do.")
+    return phases
 
 
 def finetune(
