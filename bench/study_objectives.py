@@ -76,6 +76,8 @@ def pretrain(args: argparse.Namespace, out: Path, objective: str, steps: int, to
         "pretrain_eval_loss": results.get("eval_loss"),
         "eval_encoder_gain": results.get("eval_encoder_gain"),
         "eval_noise_loss": results.get("eval_noise_loss"),
+        # UL2 fine-tunes with its NLU mode token before every input, as the UL2 paper does for classification
+        "finetune_flags": ["--source_prefix", "[NLU] "] if objective == "ul2" else [],
     }
 
 

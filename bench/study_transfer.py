@@ -113,6 +113,7 @@ def finetune(args: argparse.Namespace, out: Path, init: dict, task_name: str, se
             args.glue_dir,
             *model_args,
             *extra,
+            *init.get("finetune_flags", []),
             "--max_steps",
             str(args.finetune_steps),
             "--per_device_train_batch_size",

@@ -212,6 +212,13 @@ class TaskArguments:
     )
     validation_file: str | None = field(default=None, metadata={"help": "Validation file for a single task."})
     test_file: str | None = field(default=None, metadata={"help": "Test file for a single task."})
+    source_prefix: str = field(
+        default="",
+        metadata={
+            "help": "Text put before every input, as run_summarization's flag: e.g. '[NLU] ', the mode token of a "
+            "model pre-trained with --objective ul2."
+        },
+    )
     max_source_length: int = field(default=512, metadata={"help": "Inputs are truncated to this many tokens."})
     max_target_length: int = field(default=128, metadata={"help": "Targets are truncated to this many tokens."})
     max_train_samples: int | None = field(

@@ -289,7 +289,7 @@ def test_a_failed_start_does_not_block_the_corrected_command(tmp_path, wikitext_
     assert (out / "model.safetensors").is_file()
 
 
-def test_ul2_objective_end_to_end_saves_its_mode_tokens(tmp_path, wikitext_file, wiki_tokenizer_dir):
+def test_ul2_objective_end_to_end_saves_its_mode_tokens(tmp_path, shared_data, wikitext_file, wiki_tokenizer_dir):
     out = tmp_path / "ul2"
     code = main(
         _args(wikitext_file, wiki_tokenizer_dir, out, "--objective", "ul2", "--max_steps", "12", "--eval_steps", "6")
@@ -302,6 +302,20 @@ def test_ul2_objective_end_to_end_saves_its_mode_tokens(tmp_path, wikitext_file,
     results = json.loads((out / "eval_results.json").read_text())
     assert {"eval_loss", "eval_encoder_gain", "eval_noise_loss"} <= set(results)
     assert "objective: ul2" in (out / "t5lab_config.yaml").read_text()
+    # fine-tuning with the mode token before every input (--source_prefix, as run_summarization's)
+    from t5lab.tasks.examples import load_examples
+    from t5lab.tasks.registry import get_task
+
+    rte = load_examples(
+        get_task("glue/rte"), ("validation",), shared_data / "glue", max_eval_samples=4, source_prefix="[NLU] "
+    )
+    first_ids = [tokenizer(text)["input_ids"][0] for text in rte["validation"]["inputs"]]
+    assert first_ids == [modes[0]] * 4
+    tuned = tmp_path / "ul2-rte"
+    finetune = ["finetune", "--task", "glue/rte", "--data_dir", str(shared_data / "glue"), "--model_name_or_path"]
+    finetune += [str(out), "--source_prefix", "[NLU] ", "--max_steps", "2", "--max_eval_samples", "8"]
+    assert main([*finetune, "--max_source_length", "64", "--report_to", "none", "--output_dir", str(tuned)]) == 0
+    assert "source_prefix: '[NLU] '" in (tuned / "t5lab_config.yaml").read_text()
 
 
 def test_pmi_masking_end_to_end_with_a_vocabulary_built_by_t5lab(tmp_path, wikitext_file, wiki_tokenizer_dir):

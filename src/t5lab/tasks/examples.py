@@ -34,12 +34,15 @@ def task_list(task: str, task_file: str | None = None, single_task_files: bool =
     return tasks
 
 
-def format_examples(task: Task, dataset: Dataset) -> Dataset:
-    """Add ``inputs`` and ``targets`` text columns (targets are None on unlabeled rows)."""
+def format_examples(task: Task, dataset: Dataset, source_prefix: str = "") -> Dataset:
+    """Add ``inputs`` (after ``source_prefix``) and ``targets`` text columns (targets are None on unlabeled rows)."""
 
     def render(batch: dict[str, list]) -> dict[str, list]:
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        return {"inputs": [task.format_input(r) for r in rows], "targets": [task.format_target(r) for r in rows]}
+        return {
+            "inputs": [source_prefix + task.format_input(r) for r in rows],
+            "targets": [task.format_target(r) for r in rows],
+        }
 
     return dataset.map(render, batched=True)
 
@@ -52,6 +55,7 @@ def load_examples(
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
     cache_dir: str | None = None,
+    source_prefix: str = "",
 ) -> dict[str, Dataset]:
     """Formatted (inputs/targets) splits of ``task`` for the given roles, read once.
 
@@ -75,7 +79,7 @@ def load_examples(
         limit = max_train_samples if task.splits.role_of(name) == "train" else max_eval_samples
         if limit is not None and len(dataset) > limit:
             dataset = dataset.select(range(limit))
-        formatted[name] = format_examples(task, dataset)
+        formatted[name] = format_examples(task, dataset, source_prefix)
     return formatted
 
 

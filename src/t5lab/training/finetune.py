@@ -64,6 +64,7 @@ def _tokenizer_examples_model(
             task_args.max_train_samples,
             task_args.max_eval_samples,
             model_args.cache_dir,
+            task_args.source_prefix,
         )
         for task in tasks
     }
