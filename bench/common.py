@@ -30,8 +30,27 @@ def machine() -> dict:
         if Path("/proc/cpuinfo").exists()
         else platform.processor()
     )
+    flags = set()
+    if Path("/proc/cpuinfo").exists():
+        flags = next(
+            (
+                set(line.split(":", 1)[1].split())
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("flags")
+            ),
+            set(),
+        )
     return {
         "cpu": cpu,
+        # the instruction sets that decide the bf16 path: AMX tiles, AVX-512 bf16 dot products, or neither
+        "cpu_flags": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"}),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # what torch itself detects and will use: oneDNN's bf16 kernels need AVX-512 (bf16 or AMX)
+        "torch_sees": {
+            "amx_tile": torch.cpu._is_amx_tile_supported(),
+            "avx512_bf16": torch.cpu._is_avx512_bf16_supported(),
+            "onednn_bf16": torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+        },
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -72,21 +91,25 @@ def bench_tokenizer(out_dir: Path, vocab_size: int = 8000):
     return load_tokenizer(str(out_dir))
 
 
-def matmul_peak_flops(dtype: torch.dtype, device: str = "cpu", seconds: float = 1.5) -> tuple[float, float]:
-    """Measured torch.matmul FLOP/s on large square matrices in ``dtype`` (current thread setting).
+def matmul_peak_flops(
+    dtype: torch.dtype, device: str = "cpu", seconds: float = 1.5, op: str = "matmul"
+) -> tuple[float, float]:
+    """Measured FLOP/s of ``op`` (torch.matmul, or F.linear) on large square matrices in ``dtype``.
 
     Returns (per wall-clock second, per CPU second of this process). On a shared CPU the second one does
-    not depend on how much of the machine the neighbours took while it ran.
+    not depend on how much of the machine the neighbours took while it ran. The two ops can take different
+    kernels: on CPUs without AVX-512 torch's bf16 matmul is a plain loop while F.linear goes to oneDNN.
     """
     size = 8192 if device == "cuda" else 2048
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
-    torch.matmul(a, b)  # warm-up
+    run = torch.matmul if op == "matmul" else torch.nn.functional.linear
+    run(a, b)  # warm-up
     synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     synchronize()
     calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
-    while time.perf_counter() - start < seconds:
-        torch.matmul(a, b)
+    while time.perf_counter() - start < seconds or calls == 0:
+        run(a, b)
         calls += 1
         synchronize()
     flops = 2 * size**3 * calls
@@ -125,3 +148,27 @@ def t5_training_flops(config, batch: int, encoder_length: int, decoder_length: i
         + s_d * 2 * d * vocab
     )
     return 3.0 * batch * (encoder + decoder)
+
+
+def onednn_kernels(dtype: torch.dtype = torch.bfloat16) -> list[str]:
+    """The oneDNN kernels (implementation names, e.g. ``brg:avx512_core_amx``) that run a linear layer's forward
+    and backward in ``dtype`` on this CPU, read from ONEDNN_VERBOSE in a child process; empty if oneDNN is
+    not used for it. This is how a run shows whether its matmuls reach AMX."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        f"x = torch.randn(256, 512, dtype=torch.{str(dtype).removeprefix('torch.')}, requires_grad=True)\n"
+        "layer = torch.nn.Linear(512, 512).to(x.dtype)\n"
+        "with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):\n"
+        "    layer(x).sum().backward()\n"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
+    kernels = set()
+    for line in out.splitlines():
+        fields = line.split(",")
+        if line.startswith("onednn_verbose") and "exec" in fields and len(fields) > 6:
+            kernels.add(f"{fields[fields.index('exec') + 2]}:{fields[fields.index('exec') + 3]}")
+    return sorted(kernels)

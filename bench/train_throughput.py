@@ -15,8 +15,18 @@ noisy) and the report gives medians. For each run it records:
     python bench/train_throughput.py --out bench/results/train_throughput.json            # the main table
     python bench/train_throughput.py --suite experiments --out bench/results/train_experiments.json
 
-Configurations are strings ``pipeline:preset:precision[:option=value...]``; options: threads, procs (via
-torchrun, gloo), optim, attn (sdpa/eager), workers (dataloader workers), compile (torch.compile), batch.
+Configurations are strings ``pipeline:preset:precision[:option=value...]``; precision is fp32, bf16 (autocast
+over fp32 weights, the Trainer's ``--bf16``) or bf16w (bf16 weights, no fp32 copy); options: threads, procs (via
+torchrun, gloo), optim (a Trainer ``--optim``, or adamw_sr: torchao's AdamW with bf16 stochastic rounding), attn
+(sdpa/eager), workers (dataloader workers), compile (torch.compile), batch, input (input length), seed.
+
+FLOPs are counted by torch's FlopCounterMode on the first step of each run (the formula in ``common`` is checked
+against it and scaled to it). Each run also records its per-step losses, which the precision-quality suite
+compares over 1,000 steps:
+
+    python bench/train_throughput.py --suite precision --out bench/results/precision.json
+    python bench/train_throughput.py --suite precision-quality --steps 1000 --repeats 1 \
+        --out bench/results/precision_quality.json
 """
 
 from __future__ import annotations
@@ -62,6 +72,21 @@ SUITES = {
         "ours:t5-small:bf16:batch=4:threads=2",
         "ours:t5-small:bf16:batch=4:procs=2",
     ],
+    # bf16 options side by side on the issue's shape (t5-small, batch 8, 512/114, one thread)
+    "precision": [
+        "ours:t5-small:fp32",
+        "ours:t5-small:bf16",
+        "ours:t5-small:bf16w",
+        "ours:t5-small:bf16w:optim=adamw_sr",
+    ],
+    # 1,000 steps of t5-tiny: the bf16 loss curves against fp32, and fp32 against itself (another seed) as the noise
+    "precision-quality": [
+        "ours:t5-tiny:fp32:input=128",
+        "ours:t5-tiny:fp32:input=128:seed=1",
+        "ours:t5-tiny:bf16:input=128",
+        "ours:t5-tiny:bf16w:input=128",
+        "ours:t5-tiny:bf16w:input=128:optim=adamw_sr",
+    ],
     # Not run yet (no GPU was available): t5-base pre-training on one GPU in bf16, with and without compile.
     "gpu": ["ours:t5-base:bf16:batch=128:workers=4", "ours:t5-base:bf16:batch=128:workers=4:compile=1"],
 }
@@ -81,6 +106,8 @@ def parse_config(spec: str) -> dict:
         "workers": 0,
         "compile": 0,
         "batch": None,
+        "input": 512,
+        "seed": 0,
     }
     for option in options:
         key, value = option.split("=")
@@ -98,6 +125,7 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     from baselines.seed_style import SeedStyleCollator, tokenize_lines
     from common import corpus_lines, machine, matmul_peak_flops, peak_rss_mib, t5_training_flops
     from datasets import Dataset, disable_progress_bars
+    from torch.utils.flop_counter import FlopCounterMode
     from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
     from t5lab.data.collators import PretrainingCollator
@@ -109,13 +137,22 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     from t5lab.training.trainer import T5LabTrainer
 
     disable_progress_bars()
-    dtype = torch.bfloat16 if config["precision"] == "bf16" else torch.float32
+    dtype = torch.bfloat16 if config["precision"] in ("bf16", "bf16w") else torch.float32
     device = "cuda" if torch.cuda.is_available() else "cpu"
     peak, peak_per_cpu_second = matmul_peak_flops(dtype, device)
+    linear_peak, _ = matmul_peak_flops(dtype, device, op="linear")
     tokenizer = load_tokenizer(tokenizer_dir)
     lines = corpus_lines()
+    torch.manual_seed(config["seed"])
     model = build_model(tokenizer, config_name=config["preset"])
     model.config._attn_implementation = config["attn"]
+    if config["precision"] == "bf16w":
+        model.to(torch.bfloat16)
+    optimizer = None
+    if config["optim"] == "adamw_sr":
+        from torchao.optim import _AdamW
+
+        optimizer = (_AdamW, {"lr": 1e-3, "weight_decay": 0.0, "bf16_stochastic_round": True})
     common_args = dict(
         per_device_train_batch_size=batch,
         max_steps=steps,
@@ -124,19 +161,21 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
         logging_steps=10_000,
         disable_tqdm=True,
         bf16=config["precision"] == "bf16",
+        weight_decay=0.0,
         use_cpu=device == "cpu",
         dataloader_num_workers=config["workers"],
         torch_compile=bool(config["compile"]),
-        seed=0,
+        seed=config["seed"],
         learning_rate=1e-3,
     )
     out = tempfile.mkdtemp()
     if config["pipeline"] == "ours":
-        objective = objective_for_tokenizer([Denoiser("span")], 512, tokenizer)
+        objective = objective_for_tokenizer([Denoiser("span")], config["input"], tokenizer)
         lengths = objective.lengths
         train = pack(Dataset.from_dict({"text": lines}), tokenizer, lengths.raw_length).with_format("numpy")
         collator = PretrainingCollator(objective, model.config.decoder_start_token_id)
-        args = T5LabTrainingArguments(output_dir=out, optim=config["optim"], **common_args)
+        optim = "adamw_torch" if optimizer else config["optim"]
+        args = T5LabTrainingArguments(output_dir=out, optim=optim, **common_args)
         trainer_cls = T5LabTrainer
     else:
         train = tokenize_lines(tokenizer, lines, 512, batch_size=batch)
@@ -147,7 +186,7 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
         args = Seq2SeqTrainingArguments(output_dir=out, **common_args, **extra)
         trainer_cls = Seq2SeqTrainer
 
-    record = {"begin": [], "end": [], "cpu_begin": [], "cpu_end": [], "useful": [], "shapes": []}
+    record = {"begin": [], "end": [], "cpu_begin": [], "cpu_end": [], "useful": [], "shapes": [], "losses": []}
 
     class Timer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
@@ -168,9 +207,19 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
             record["shapes"].append(
                 (inputs["input_ids"].shape[0], inputs["input_ids"].shape[1], inputs["labels"].shape[1])
             )
-            return super().training_step(model, inputs, num_items_in_batch)
+            if len(record["shapes"]) == 1:  # a warm-up step: counting slows it down
+                with FlopCounterMode(display=False) as counter:
+                    loss = super().training_step(model, inputs, num_items_in_batch)
+                record["counted_flops"] = counter.get_total_flops()
+            else:
+                loss = super().training_step(model, inputs, num_items_in_batch)
+            record["losses"].append(float(loss))
+            return loss
 
-    trainer = Measured(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[Timer()])
+    extra_args = {"optimizer_cls_and_kwargs": optimizer} if optimizer else {}
+    trainer = Measured(
+        model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[Timer()], **extra_args
+    )
     trainer.train()
     if not trainer.is_world_process_zero():
         return
@@ -183,7 +232,10 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     threads = torch.get_num_threads()
     data_wait = sum(b - e for e, b in zip(end[:-1], begin[1:]))
     useful = sum(record["useful"][warmup:]) * world
+    # the formula per step, scaled to what FlopCounterMode counted on the first step
+    counted_per_formula = record["counted_flops"] / t5_training_flops(model.config, *record["shapes"][0])
     flops = sum(t5_training_flops(model.config, *shape) for shape in record["shapes"][warmup:]) * world
+    flops *= counted_per_formula
     processed = sum(b * (i + t) for b, i, t in record["shapes"][warmup:]) * world
     n_params = sum(p.numel() for p in model.parameters())
     Path(result_path).write_text(
@@ -201,6 +253,10 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
                 "achieved_flops": flops / wall,
                 "matmul_peak_flops": peak * world,
                 "mfu": flops / wall / (peak * world),
+                "linear_peak_flops": linear_peak * world,
+                "mfu_linear_peak": flops / wall / (linear_peak * world),
+                "counted_flops_per_formula": counted_per_formula,
+                "losses": record["losses"],
                 "data_wait_share": data_wait / wall,
                 # Per CPU second of this process, scaled to its threads: what the run does with the cores it gets.
                 "useful_tokens_per_cpu_second_x_threads": useful / world / cpu * threads,
@@ -288,8 +344,14 @@ def summarize(runs: list[dict]) -> list[dict]:
             "data_wait_cpu_share",
             "peak_rss_mib",
             "step_seconds",
+            "mfu_linear_peak",
+            "counted_flops_per_formula",
         ):
             row[key] = statistics.median(r[key] for r in ok)
+        # the loss at the end of the run: mean of the last tenth of the steps (for the precision-quality suite)
+        row["final_loss"] = statistics.median(
+            statistics.mean(r["losses"][-max(1, len(r["losses"]) // 10) :]) for r in ok
+        )
         rows.append(row)
     by_spec = {r["spec"]: r for r in rows if "error" not in r}
     for row in rows:
