@@ -67,12 +67,16 @@ def pretrain(args: argparse.Namespace, out: Path, objective: str, steps: int, to
         )
         run_logged(command, out / "pretrain.log", objective, run_dir)
     results = json.loads((run_dir / "all_results.json").read_text())
+    seconds_file = run_dir / "seconds"
     return {
         "name": objective,
         "model": str(run_dir),
         "step": steps,
         "tokens": steps * args.batch * raw_length(objective, args.input_length),
-        "minutes": round(float((run_dir / "seconds").read_text()) / 60, 1) if (run_dir / "seconds").is_file() else None,
+        # wall-clock minutes of the command (else the Trainer's runtime): on a shared machine only a rough figure
+        "minutes": round(
+            float(seconds_file.read_text() if seconds_file.is_file() else results["train_runtime"]) / 60, 1
+        ),
         "pretrain_eval_loss": results.get("eval_loss"),
         "eval_encoder_gain": results.get("eval_encoder_gain"),
         "eval_noise_loss": results.get("eval_noise_loss"),
