@@ -287,3 +287,34 @@ def test_quiet_keeps_warnings_and_errors_and_drops_progress_lines(tmp_path, shar
     assert explicit.returncode == 0 and "Fine-tuning" not in explicit.stderr  # --log_level rules t5lab's lines too
     failed = run_cli("-q", "finetune", "--task", "glue/sst9", "--output_dir", str(tmp_path / "bad"))
     assert failed.returncode == 2 and "unknown task" in failed.stderr  # errors are never quieted
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["pmi", "build", "--output", "v.txt"],
+        ["pmi", "check", "--pmi_vocab", "v.txt"],
+        ["tokenizer", "train", "--output_dir", "tok"],
+    ],
+    ids=["pmi build", "pmi check", "tokenizer train"],
+)
+def test_text_commands_hide_and_refuse_the_flags_they_do_not_read(command, capsys):
+    unread = {
+        "model_name_or_path": "m",
+        "config_name": "t5-tiny",
+        "attn_implementation": "eager",
+        "validation_file": "dev.txt",
+        "input_length": "64",
+        "noise_density": "0.3",
+        "objective": "iid_masking",
+        "max_eval_samples": "10",
+    }
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    shown = capsys.readouterr().out
+    assert "--seed" in shown or "--pmi_vocab" in shown
+    for flag, value in unread.items():
+        assert f"--{flag} " not in shown
+        assert main([*command, f"--{flag}", value]) == 2
+        error = capsys.readouterr().err  # refused as unread, or unknown where the command has no such group
+        assert f"--{flag} has no effect in `t5lab {' '.join(command[:2])}`" in error or "unknown argument" in error

@@ -200,7 +200,7 @@ def _tokenizer(argv: Sequence[str]) -> int:
         raise UserError("usage: t5lab tokenizer train --train_file F --vocab_size N --output_dir D (see --help)")
     from dataclasses import dataclass, field
 
-    from t5lab.config import DataArguments, ModelArguments, parse_arguments
+    from t5lab.config import TEXT_SOURCE_FLAGS, DataArguments, ModelArguments, parse_arguments
     from t5lab.data.pipeline import corpus_texts
     from t5lab.data.tokenizer import save_tokenizer, train_tokenizer
     from t5lab.errors import ConfigError
@@ -215,6 +215,7 @@ def _tokenizer(argv: Sequence[str]) -> int:
         argv[1:],
         "t5lab tokenizer train",
         "Train a SentencePiece unigram tokenizer with T5 sentinels.",
+        only=TEXT_SOURCE_FLAGS | {"cache_dir", "vocab_size", "num_sentinels", "tokenizer_train_samples"},
     )
     output = Path(out.output_dir)
     if output.is_dir() and any(output.iterdir()):
@@ -251,7 +252,7 @@ def _pmi(argv: Sequence[str]) -> int:
     import time
     from dataclasses import dataclass, field
 
-    from t5lab.config import DataArguments, ModelArguments, parse_arguments
+    from t5lab.config import TEXT_SOURCE_FLAGS, TOKENIZER_LOADING_FLAGS, DataArguments, ModelArguments, parse_arguments
     from t5lab.data import pmi
     from t5lab.data.pipeline import corpus_texts
     from t5lab.data.tokenizer import load_tokenizer
@@ -274,7 +275,11 @@ def _pmi(argv: Sequence[str]) -> int:
             pmi_vocab: str = field(metadata={"help": "The vocabulary file: one n-gram per line."})
 
         model_args, check = parse_arguments(
-            (ModelArguments, CheckArguments), argv[1:], "t5lab pmi check", "Load a PMI vocabulary with a tokenizer."
+            (ModelArguments, CheckArguments),
+            argv[1:],
+            "t5lab pmi check",
+            "Load a PMI vocabulary with a tokenizer.",
+            only=TOKENIZER_LOADING_FLAGS,
         )
         tokenizer = tokenizer_of(model_args)
         ngrams = pmi.load_pmi_vocab(check.pmi_vocab, tokenizer)
@@ -306,6 +311,7 @@ def _pmi(argv: Sequence[str]) -> int:
         argv[1:],
         "t5lab pmi build",
         "Build the PMI n-gram vocabulary of a corpus for PMI-masking (Levine et al., ICLR 2021).",
+        only=TEXT_SOURCE_FLAGS | TOKENIZER_LOADING_FLAGS,
     )
     output = Path(args.output)
     if output.is_dir():

@@ -12,7 +12,7 @@ import dataclasses
 import difflib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -267,6 +267,12 @@ class TaskArguments:
 
 # Flags of ModelArguments that only pre-training reads (it trains the tokenizer): refused by the task commands.
 PRETRAINING_ONLY = frozenset({"vocab_size", "num_sentinels", "tokenizer_train_samples"})
+# What reading a corpus as plain text rows takes (data.pipeline.corpus_texts): the commands that only read text
+# (`t5lab tokenizer train`, `t5lab pmi build`) accept these of DataArguments and refuse the rest.
+TEXT_SOURCE_FLAGS = frozenset(
+    {"dataset_name", "dataset_config_name", "train_file", "text_column_name", "mixture_rates", "streaming"}
+)
+TOKENIZER_LOADING_FLAGS = frozenset({"tokenizer_name", "cache_dir", "model_revision", "trust_remote_code"})
 
 
 class ArgumentParser(HfArgumentParser, UserArgumentParser):
@@ -360,8 +366,15 @@ def _name_the_flag(message: str, argv: Sequence[str]) -> str:
     return message
 
 
-def parse_arguments(types: Sequence[type], argv: Sequence[str], prog: str, description: str) -> tuple[Any, ...]:
-    """Parse ``--config FILE`` plus flags (which override the file) into instances of ``types``."""
+def parse_arguments(
+    types: Sequence[type], argv: Sequence[str], prog: str, description: str, only: Collection[str] | None = None
+) -> tuple[Any, ...]:
+    """Parse ``--config FILE`` plus flags (which override the file) into instances of ``types``.
+
+    ``only``: the flags of the shared argument types (all but the last, the command's own) that the command
+    reads; the others are hidden from its help and refused when given, never accepted and ignored.
+    """
+    unused = frozenset(_dataclass_fields(types[:-1])) - set(only) if only is not None else frozenset()
     config_path, argv = _extract_option(list(argv), "config")
     yaml_config = load_yaml_config(config_path, types) if config_path else {}
     parser = ArgumentParser(list(types), prog=prog, description=description, formatter_class=ReadableHelpFormatter)
@@ -369,10 +382,10 @@ def parse_arguments(types: Sequence[type], argv: Sequence[str], prog: str, descr
     for dtype in types:
         if hasattr(dtype, "t5lab_fields"):
             organise(parser, {f.name for f in dataclasses.fields(dtype)}, dtype.t5lab_fields)
-    if DataArguments not in types:
-        for action in parser._actions:
-            if action.dest in PRETRAINING_ONLY:
-                action.help = argparse.SUPPRESS
+    hidden = unused | (PRETRAINING_ONLY if DataArguments not in types else frozenset())
+    for action in parser._actions:
+        if action.dest in hidden:
+            action.help = argparse.SUPPRESS
     if any(a in ("-h", "--help") for a in argv):
         text = parser.format_help()
         store_help(prog, text)
@@ -392,6 +405,8 @@ def parse_arguments(types: Sequence[type], argv: Sequence[str], prog: str, descr
         suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
         raise ConfigError(f"unknown argument '{remaining[0]}'.{suggestion} (see --help)")
     given = given_flags(full_argv, types)
+    if given & unused:
+        raise ConfigError(f"--{sorted(given & unused)[0]} has no effect in `{prog}`; leave it out (see --help).")
     if DataArguments not in types and given & PRETRAINING_ONLY:
         flag = sorted(given & PRETRAINING_ONLY)[0]
         raise ConfigError(f"--{flag} applies to `t5lab pretrain` (a tokenizer trained there); {prog} uses the model's.")
