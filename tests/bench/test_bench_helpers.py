@@ -83,3 +83,16 @@ def test_linear_probe_reads_a_signal_and_nothing_else(shared_data) -> None:
     informative = noise + 2.0 * labels[:, None]  # the label shifts every feature
     assert probe_accuracy(informative[:600], labels[:600], informative[600:], labels[600:]) > 0.95
     assert abs(probe_accuracy(noise[:600], labels[:600], noise[600:], labels[600:]) - 0.5) < 0.1
+
+
+def test_machine_record_names_the_bf16_path_consistently() -> None:
+    from common import machine, matmul_peak_flops
+
+    record = machine()
+    flags = set(record["cpu_flags"])
+    assert flags <= {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"}
+    # torch can only use what the CPU reports
+    assert not record["torch_sees"]["amx_tile"] or "amx_tile" in flags
+    assert not record["torch_sees"]["avx512_bf16"] or "avx512_bf16" in flags
+    wall, per_cpu_second = matmul_peak_flops(torch.float32, seconds=0.05, op="linear")
+    assert wall > 1e8 and per_cpu_second > 1e8  # at least 0.1 GFLOP/s: a real measurement, not a constant
