@@ -171,6 +171,12 @@ def test_a_wrong_metric_fails_naming_the_available_ones(tmp_path):
         check_metric(sweep(tmp_path, command="pretrain"))
 
 
+def test_a_pretraining_sweep_can_search_on_the_encoder_gain(tmp_path):
+    # the figure that says whether pre-training is learning anything transferable (docs/benchmarks.md)
+    check_metric(sweep(tmp_path, command="pretrain", metric={"name": "eval/encoder_gain", "goal": "maximize"}))
+    check_metric(sweep(tmp_path, command="pretrain", metric={"name": "noise_loss"}))
+
+
 def test_metric_check_reads_the_task_from_the_config_and_every_searched_task(tmp_path):
     (tmp_path / "base.yaml").write_text("task: glue/mnli\n")
     spec = sweep(tmp_path, command="finetune", config="base.yaml", metric={"name": "eval/accuracy"})

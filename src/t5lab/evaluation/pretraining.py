@@ -29,6 +29,9 @@ import torch.nn.functional as F
 ENCODER_GAIN_WEAK = 0.1
 ENCODER_GAIN_USED = 0.5
 
+# The figures PretrainingDiagnostics.metrics() can report (each absent when nothing was counted).
+DIAGNOSTIC_METRICS = ("encoder_gain", "noise_loss", "noise_unigram_loss", "sentinel_loss")
+
 
 def unigram_log_probs(token_batches: Iterable[np.ndarray], vocab_size: int) -> torch.Tensor:
     """Log-probabilities of each token id in a corpus (add-one smoothed), from batches of token ids."""

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from t5lab.errors import ConfigError
+from t5lab.evaluation.pretraining import DIAGNOSTIC_METRICS
 from t5lab.sweeps.wandb_yaml import ENVVAR_MACRO, SweepSpec, read_yaml
 from t5lab.training.tracking import log_history
 
-# t5lab pretrain's evaluation: the Trainer's loss and t5lab.training.pretrain.token_accuracy.
-PRETRAINING_METRICS = ("loss", "token_accuracy")
+# t5lab pretrain's evaluation: the Trainer's loss, t5lab.training.pretrain.token_accuracy and the diagnostics.
+PRETRAINING_METRICS = ("loss", "token_accuracy", *DIAGNOSTIC_METRICS)
 
 
 class TrialFailed(Exception):
