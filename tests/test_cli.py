@@ -318,3 +318,20 @@ def test_text_commands_hide_and_refuse_the_flags_they_do_not_read(command, capsy
         assert main([*command, f"--{flag}", value]) == 2
         error = capsys.readouterr().err  # refused as unread, or unknown where the command has no such group
         assert f"--{flag} has no effect in `t5lab {' '.join(command[:2])}`" in error or "unknown argument" in error
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["pmi", "build", "--output", "v.txt", "--train_file", "t.txt"], ["pmi", "check", "--pmi_vocab", "v.txt"]],
+    ids=["pmi build", "pmi check"],
+)
+def test_pmi_commands_describe_the_tokenizer_they_need_and_refuse_pretraining_only_flags(command, capsys):
+    with pytest.raises(SystemExit):
+        main([*command[:2], "--help"])
+    shown = "".join(capsys.readouterr().out.split())  # the help wraps lines at any width
+    assert "thetokenizerofthemodeltopre-train(required" in shown
+    assert "'train'totrain" not in shown  # the shared help offers a value these commands refuse
+    assert main([*command, "--tokenizer_name", "train"]) == 2
+    assert "needs --tokenizer_name" in capsys.readouterr().err
+    assert main([*command, "--vocab_size", "100"]) == 2
+    assert "--vocab_size" in capsys.readouterr().err

@@ -258,6 +258,12 @@ def _pmi(argv: Sequence[str]) -> int:
     from t5lab.data.tokenizer import load_tokenizer
     from t5lab.errors import ConfigError, DataError
 
+    # the shared flag's help offers 'train', which only `t5lab pretrain` does
+    tokenizer_help = {
+        "tokenizer_name": "HF hub id or local dir of the tokenizer of the model to pre-train (required; "
+        "`t5lab tokenizer train` makes one)."
+    }
+
     def tokenizer_of(model_args: ModelArguments):
         if not model_args.tokenizer_name or model_args.tokenizer_name == "train":
             raise ConfigError(
@@ -280,6 +286,7 @@ def _pmi(argv: Sequence[str]) -> int:
             "t5lab pmi check",
             "Load a PMI vocabulary with a tokenizer.",
             only=TOKENIZER_LOADING_FLAGS,
+            help_texts=tokenizer_help,
         )
         tokenizer = tokenizer_of(model_args)
         ngrams = pmi.load_pmi_vocab(check.pmi_vocab, tokenizer)
@@ -312,6 +319,7 @@ def _pmi(argv: Sequence[str]) -> int:
         "t5lab pmi build",
         "Build the PMI n-gram vocabulary of a corpus for PMI-masking (Levine et al., ICLR 2021).",
         only=TEXT_SOURCE_FLAGS | TOKENIZER_LOADING_FLAGS,
+        help_texts=tokenizer_help,
     )
     output = Path(args.output)
     if output.is_dir():

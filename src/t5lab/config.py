@@ -367,14 +367,22 @@ def _name_the_flag(message: str, argv: Sequence[str]) -> str:
 
 
 def parse_arguments(
-    types: Sequence[type], argv: Sequence[str], prog: str, description: str, only: Collection[str] | None = None
+    types: Sequence[type],
+    argv: Sequence[str],
+    prog: str,
+    description: str,
+    only: Collection[str] | None = None,
+    help_texts: Mapping[str, str] | None = None,
 ) -> tuple[Any, ...]:
     """Parse ``--config FILE`` plus flags (which override the file) into instances of ``types``.
 
     ``only``: the flags of the shared argument types (all but the last, the command's own) that the command
     reads; the others are hidden from its help and refused when given, never accepted and ignored.
+    ``help_texts``: the command's own help of shared flags whose meaning it narrows (flag name -> text).
     """
     unused = frozenset(_dataclass_fields(types[:-1])) - set(only) if only is not None else frozenset()
+    if DataArguments not in types:  # the task commands use the model's tokenizer
+        unused |= PRETRAINING_ONLY
     config_path, argv = _extract_option(list(argv), "config")
     yaml_config = load_yaml_config(config_path, types) if config_path else {}
     parser = ArgumentParser(list(types), prog=prog, description=description, formatter_class=ReadableHelpFormatter)
@@ -382,10 +390,11 @@ def parse_arguments(
     for dtype in types:
         if hasattr(dtype, "t5lab_fields"):
             organise(parser, {f.name for f in dataclasses.fields(dtype)}, dtype.t5lab_fields)
-    hidden = unused | (PRETRAINING_ONLY if DataArguments not in types else frozenset())
     for action in parser._actions:
-        if action.dest in hidden:
+        if action.dest in unused:
             action.help = argparse.SUPPRESS
+        elif help_texts and action.dest in help_texts:
+            action.help = help_texts[action.dest]
     if any(a in ("-h", "--help") for a in argv):
         text = parser.format_help()
         store_help(prog, text)
@@ -406,10 +415,12 @@ def parse_arguments(
         raise ConfigError(f"unknown argument '{remaining[0]}'.{suggestion} (see --help)")
     given = given_flags(full_argv, types)
     if given & unused:
-        raise ConfigError(f"--{sorted(given & unused)[0]} has no effect in `{prog}`; leave it out (see --help).")
-    if DataArguments not in types and given & PRETRAINING_ONLY:
-        flag = sorted(given & PRETRAINING_ONLY)[0]
-        raise ConfigError(f"--{flag} applies to `t5lab pretrain` (a tokenizer trained there); {prog} uses the model's.")
+        flag = sorted(given & unused)[0]
+        if flag in PRETRAINING_ONLY and DataArguments not in types:
+            raise ConfigError(
+                f"--{flag} applies to `t5lab pretrain` (a tokenizer trained there); {prog} uses the model's."
+            )
+        raise ConfigError(f"--{flag} has no effect in `{prog}`; leave it out (see --help).")
     for instance in instances:
         instance.given_flags = given  # what the user set (file or command line), as opposed to defaults
     return tuple(instances)
