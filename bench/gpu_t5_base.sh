@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # t5-base pre-training speed on one GPU (568 raw tokens -> 512 inputs / 114 targets, batch 128, nanoT5's recipe):
 # sdpa, eager and flex_attention, torch.compile on and off, bf16 autocast and bf16 weights with stochastic
-# rounding. Prints s/step, useful tokens/s and MFU against the bf16 matmul peak measured on the same GPU
+# rounding; then fine-tuning throughput (t5lab/docsource, inputs up to 512 tokens padded per batch), compile off
+# and on. Prints s/step, useful tokens/s and MFU against the bf16 matmul peak measured on the same GPU
 # (FLOPs counted by FlopCounterMode), and peak GPU memory. nanoT5: 0.56 s/step on an A100, ~31% MFU; the
-# issue's goal: >= 45% MFU on one H200. About 6 minutes (compilation included) for the six configurations.
+# goal: >= 45% MFU on one H200. About 8 minutes (compilation included) for the eight configurations.
 # NOT RUN YET: no GPU was lent to the sessions that measured docs/benchmarks.md.
 #   bash bench/gpu_t5_base.sh [OUT_JSON]
 set -euo pipefail

@@ -15,10 +15,12 @@ noisy) and the report gives medians. For each run it records:
     python bench/train_throughput.py --out bench/results/train_throughput.json            # the main table
     python bench/train_throughput.py --suite experiments --out bench/results/train_experiments.json
 
-Configurations are strings ``pipeline:preset:precision[:option=value...]``; precision is fp32, bf16 (autocast
-over fp32 weights, the Trainer's ``--bf16``) or bf16w (bf16 weights, no fp32 copy); options: threads, procs (via
-torchrun, gloo), optim (a Trainer ``--optim``, or adamw_sr: torchao's AdamW with bf16 stochastic rounding), attn
-(sdpa/eager), workers (dataloader workers), compile (torch.compile), batch, input (input length), seed.
+Configurations are strings ``pipeline:preset:precision[:option=value...]``; pipeline is ours (t5lab pre-training),
+seed (the seed-style baseline) or ft (t5lab fine-tuning on the bundled t5lab/docsource task, inputs up to the input
+length); precision is fp32, bf16 (autocast over fp32 weights, the Trainer's ``--bf16``) or bf16w (bf16 weights, no
+fp32 copy); options: threads, procs (via torchrun, gloo), optim (a Trainer ``--optim``, or adamw_sr: torchao's
+AdamW with bf16 stochastic rounding), attn (sdpa/eager), workers (dataloader workers), compile (torch.compile),
+batch, input (input length), seed.
 
 FLOPs are counted by torch's FlopCounterMode on the first step of each run (the formula in ``common`` is checked
 against it and scaled to it). Each run also records its per-step losses, which the precision-quality suite
@@ -96,6 +98,9 @@ SUITES = {
         "ours:t5-base:bf16:batch=128:workers=4:attn=eager:compile=1",
         "ours:t5-base:bf16:batch=128:workers=4:attn=flex_attention:compile=1",
         "ours:t5-base:bf16w:batch=128:workers=4:optim=adamw_sr:compile=1",
+        # fine-tuning (t5lab/docsource, paragraphs up to 512 tokens, padded per batch to a multiple of 8)
+        "ft:t5-base:bf16:batch=128:workers=4",
+        "ft:t5-base:bf16:batch=128:workers=4:compile=1",
     ],
 }
 
@@ -177,13 +182,24 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
         learning_rate=1e-3,
     )
     out = tempfile.mkdtemp()
+    optim_name = "adamw_torch" if optimizer else config["optim"]
     if config["pipeline"] == "ours":
         objective = objective_for_tokenizer([Denoiser("span")], config["input"], tokenizer)
         lengths = objective.lengths
         train = pack(Dataset.from_dict({"text": lines}), tokenizer, lengths.raw_length).with_format("numpy")
         collator = PretrainingCollator(objective, model.config.decoder_start_token_id)
-        optim = "adamw_torch" if optimizer else config["optim"]
-        args = T5LabTrainingArguments(output_dir=out, optim=optim, **common_args)
+        args = T5LabTrainingArguments(output_dir=out, optim=optim_name, **common_args)
+        trainer_cls = T5LabTrainer
+    elif config["pipeline"] == "ft":  # fine-tuning: a real task's examples, padded per batch as finetune does
+        from t5lab.data.collators import FinetuneCollator
+        from t5lab.tasks.bundled import write_docsource
+        from t5lab.tasks.examples import load_examples, task_list, tokenize_examples
+
+        task = task_list("t5lab/docsource")[0]
+        examples = load_examples(task, ("train",), data_dir=str(write_docsource(out).parent))["train"]
+        train = tokenize_examples(examples, tokenizer, config["input"], max_target_length=8)
+        collator = FinetuneCollator(tokenizer, model=model, label_pad_token_id=-100, pad_to_multiple_of=8)
+        args = T5LabTrainingArguments(output_dir=out, optim=optim_name, **common_args)
         trainer_cls = T5LabTrainer
     else:
         train = tokenize_lines(tokenizer, lines, 512, batch_size=batch)
