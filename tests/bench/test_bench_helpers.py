@@ -96,3 +96,22 @@ def test_machine_record_names_the_bf16_path_consistently() -> None:
     assert not record["torch_sees"]["avx512_bf16"] or "avx512_bf16" in flags
     wall, per_cpu_second = matmul_peak_flops(torch.float32, seconds=0.05, op="linear")
     assert wall > 1e8 and per_cpu_second > 1e8  # at least 0.1 GFLOP/s: a real measurement, not a constant
+
+
+@pytest.mark.slow
+def test_throughput_bench_measures_fine_tuning_steps(tmp_path) -> None:
+    # the GPU script runs these pipelines unattended on a lent machine: a broken one would waste the loan
+    import json
+    import subprocess
+
+    out = tmp_path / "throughput.json"
+    configs = ["ft:t5-tiny:fp32:input=64"]
+    bench = Path(__file__).resolve().parents[2] / "bench" / "train_throughput.py"
+    command = [sys.executable, str(bench), "--configs", *configs, "--steps", "3", "--warmup", "1", "--repeats", "1"]
+    subprocess.run([*command, "--batch", "4", "--out", str(out)], check=True, capture_output=True, timeout=600)
+    rows = {row["spec"]: row for row in json.loads(out.read_text())["summary"]}
+    assert set(rows) == set(configs)
+    for row in rows.values():
+        assert row.get("error") is None
+        assert row["step_seconds"] > 0 and 0 < row["mfu"] < 1.5  # the counted FLOPs, not a formula gone astray
+        assert 0.9 < row["counted_flops_per_formula"] < 1.1
