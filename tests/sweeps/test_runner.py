@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from t5lab.cli import main
 from t5lab.errors import INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE
 from t5lab.sweeps.layout import worker_environments
+from t5lab.sweeps.report import trial_rows
 from t5lab.sweeps.runner import open_storage, open_study
 from t5lab.sweeps.wandb_yaml import load_sweep, search_space
 
@@ -152,6 +153,9 @@ def test_an_interrupted_trial_is_queued_again_and_resumes_in_its_dir(tmp_path, s
     assert by_state(study) == {"FAIL": [0], "COMPLETE": [1]}
     assert study.trials[1].user_attrs["output_dir"] == str(out / "fake" / "trial-0000")
     assert (out / "fake" / "trial-0000" / "eval_results.json").is_file()
+    _, rows = trial_rows(study)
+    assert [row[:2] for row in rows] == [(0, "stopped"), (1, "complete")]
+    assert rows[0][-1] == "resumed as trial 1" and rows[1][-1] == ""
 
 
 def test_a_changed_sweep_is_refused_in_the_same_study(tmp_path, capsys):

@@ -30,17 +30,21 @@ def _metric(study: optuna.Study) -> str:
 
 
 def trial_rows(study: optuna.Study) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Columns and rows of the trials table: number, state, objective, duration, parameters[, error]."""
+    """Columns and rows of the trials table: number, state, objective, duration, parameters[, note]."""
     trials = study.get_trials(deepcopy=False)
     params = list(dict.fromkeys(name for t in trials for name in t.params))
-    with_errors = any("error" in t.user_attrs for t in trials)
-    columns = ["trial", "state", f"eval/{_metric(study)}", "duration (s)", *params, *(["error"] if with_errors else [])]
+    # Optuna has no "interrupted" state: a stopped trial is failed and a copy queued (see runner.SweepRunner)
+    resumed_as = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
+    with_notes = bool(resumed_as) or any("error" in t.user_attrs for t in trials)
+    columns = ["trial", "state", f"eval/{_metric(study)}", "duration (s)", *params, *(["note"] if with_notes else [])]
     rows = []
     for t in trials:
         duration = round(t.duration.total_seconds()) if t.duration else "-"
         value = t.value if t.value is not None else "-"
-        error = [t.user_attrs.get("error", "")[:80]] if with_errors else []
-        rows.append((t.number, t.state.name.lower(), value, duration, *(t.params.get(p, "-") for p in params), *error))
+        state = "stopped" if t.number in resumed_as else t.state.name.lower()
+        note = f"resumed as trial {resumed_as[t.number]}" if t.number in resumed_as else t.user_attrs.get("error", "")
+        notes = [note[:80]] if with_notes else []
+        rows.append((t.number, state, value, duration, *(t.params.get(p, "-") for p in params), *notes))
     return columns, rows
 
 
