@@ -256,7 +256,7 @@ def _pmi(argv: Sequence[str]) -> int:
     from t5lab.data import pmi
     from t5lab.data.pipeline import corpus_texts
     from t5lab.data.tokenizer import load_tokenizer
-    from t5lab.errors import ConfigError, DataError
+    from t5lab.errors import ConfigError
 
     # the shared flag's help offers 'train', which only `t5lab pretrain` does
     tokenizer_help = {
@@ -299,8 +299,12 @@ def _pmi(argv: Sequence[str]) -> int:
     @dataclass
     class PmiArguments:
         output: str = field(metadata={"help": "The vocabulary file to write (one n-gram per line, best first)."})
-        size: int = field(default=100_000, metadata={"help": "How many n-grams to keep: those of highest PMI."})
-        min_count: int = field(default=10, metadata={"help": "Score only n-grams seen at least this many times."})
+        size: int = field(
+            default=pmi.DEFAULT_SIZE, metadata={"help": "How many n-grams to keep: those of highest PMI."}
+        )
+        min_count: int = field(
+            default=pmi.DEFAULT_MIN_COUNT, metadata={"help": "Score only n-grams seen at least this many times."}
+        )
         max_n: int = field(default=pmi.MAX_N, metadata={"help": f"Longest n-gram, in words (2 to {pmi.MAX_N})."})
         max_train_samples: int | None = field(
             default=None, metadata={"help": "Read at most this many text rows (default: all of them)."}
@@ -330,12 +334,7 @@ def _pmi(argv: Sequence[str]) -> int:
     tokenizer = tokenizer_of(model_args)
     texts = corpus_texts(data_args.corpus(), args.seed, model_args.cache_dir, args.max_train_samples)
     counts = pmi.NgramCounts(texts, tokenizer, args.max_n, args.min_count)
-    ngrams = counts.top(args.size)
-    if not ngrams:
-        raise DataError(
-            f"no n-gram of 2 to {args.max_n} words occurs {args.min_count} times in the {counts.words:,} words "
-            "read; lower --min_count or give more text."
-        )
+    ngrams = pmi.top_ngrams(counts, args.size, remedy="lower --min_count or give more text.")
     pmi.write_pmi_vocab(ngrams, output)
     print(f"Wrote the PMI vocabulary to {output}")
     print(pmi.build_summary(counts, ngrams, time.perf_counter() - start))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from transformers import HfArgumentParser
 
+from t5lab.data import pmi
 from t5lab.data.pipeline import Corpus
 from t5lab.errors import ConfigError, UserArgumentParser, yaml_error
 from t5lab.help import ReadableHelpFormatter, organise, store_help
@@ -150,7 +151,12 @@ class DataArguments:
     )
     pmi_vocab: str | None = field(
         default=None,
-        metadata={"help": "PMI n-gram vocabulary for pmi_masking, one n-gram per line (`t5lab pmi build` writes one)."},
+        metadata={
+            "help": "PMI n-gram vocabulary for pmi_masking: a file, one n-gram per line (`t5lab pmi build` writes "
+            f"one), or '{pmi.BUILD}' to build it from the corpus rows the tokenizer would be trained on "
+            f"(--tokenizer_train_samples; n-grams seen {pmi.DEFAULT_MIN_COUNT}+ times, the best "
+            f"{pmi.DEFAULT_SIZE:,}), kept as {pmi.VOCAB_FILE} in the output dir."
+        },
     )
     preprocessing_num_workers: int | None = field(
         default=None, metadata={"help": "Processes used to tokenize (default: one per core, at most 8)."}
@@ -173,8 +179,8 @@ class DataArguments:
         denoisers = self.denoisers()  # a bad objective is a one-line error before anything runs
         if any(d.kind == "pmi" for d in denoisers):
             if not self.pmi_vocab:
-                raise ConfigError("pmi_masking needs --pmi_vocab FILE (build one with `t5lab pmi build`).")
-            if not Path(self.pmi_vocab).is_file():
+                raise ConfigError(pmi.MISSING_VOCAB)
+            if self.pmi_vocab != pmi.BUILD and not Path(self.pmi_vocab).is_file():
                 raise ConfigError(f"--pmi_vocab {self.pmi_vocab} does not exist.")
 
     def denoisers(self) -> tuple[Denoiser, ...]:

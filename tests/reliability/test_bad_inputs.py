@@ -143,7 +143,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     ),
     "pmi-masking-without-vocabulary": (
         PRETRAIN + ["--objective", "pmi_masking"],
-        "pmi_masking needs --pmi_vocab FILE (build one with `t5lab pmi build`).",
+        "pmi_masking needs --pmi_vocab FILE (`t5lab pmi build` writes one) or --pmi_vocab build.",
     ),
     "tokenizer-without-sentinels": (
         PRETRAIN + ["--tokenizer_name", "{tmp}/no-sentinels"],

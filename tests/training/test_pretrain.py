@@ -328,3 +328,23 @@ def test_pmi_masking_end_to_end_with_a_vocabulary_built_by_t5lab(tmp_path, wikit
     assert json.loads((out / "eval_results.json").read_text())["eval_noise_loss"] > 0
     settings = (out / "t5lab_config.yaml").read_text()
     assert "objective: pmi_masking" in settings and f"pmi_vocab: {vocab}" in settings
+
+
+def test_pmi_masking_builds_its_vocabulary_from_the_corpus_once_per_run(tmp_path, wikitext_file, wiki_tokenizer_dir):
+    from t5lab.data.pmi import load_pmi_vocab
+    from t5lab.data.tokenizer import load_tokenizer
+    from t5lab.evaluation.inspect_checkpoint import inspect_checkpoint
+
+    out = tmp_path / "pmi-build"
+    args = _args(wikitext_file, wiki_tokenizer_dir, out, "--objective", "pmi_masking", "--pmi_vocab", "build")
+    assert main([*args, "--max_steps", "4", "--eval_steps", "4", "--save_steps", "4"]) == 0
+    built = out / "pmi_vocab.txt"
+    ngrams = load_pmi_vocab(built, load_tokenizer(str(wiki_tokenizer_dir)))
+    assert len(ngrams) > 100  # WikiText-2 test has collocations seen 10+ times ("the United States", ...)
+    assert "PMI vocabulary built from the corpus (`pmi_vocab.txt`)" in (out / "README.md").read_text()
+    assert json.loads((out / "eval_results.json").read_text())["eval_noise_loss"] > 0
+    written = built.stat().st_mtime_ns
+    assert main([*args, "--max_steps", "6", "--eval_steps", "6", "--save_steps", "6"]) == 0  # resumes at step 4
+    assert built.stat().st_mtime_ns == written  # the run's vocabulary is kept, not rebuilt
+    report = inspect_checkpoint(str(out / "checkpoint-4"), str(wikitext_file), num_chunks=8)
+    assert report["model"]["noise_loss"] > 0  # inspect finds the vocabulary in the run dir

@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 from transformers import PreTrainedTokenizerBase
 
+from t5lab.data.pmi import MISSING_VOCAB
 from t5lab.data.span_corruption import (
     _GOLDEN,
     _mix,
@@ -285,7 +286,7 @@ def build_objective(
     if missing:
         raise ConfigError(f"the tokenizer lacks the mode token(s) {', '.join(missing)} of the objective.")
     if any(d.kind == "pmi" for d in denoisers) and (word_starts is None or not len(pmi_ngrams)):
-        raise ConfigError("pmi_masking needs a PMI vocabulary: --pmi_vocab FILE (build one with `t5lab pmi build`).")
+        raise ConfigError(MISSING_VOCAB)
     num_noise, num_spans, continuation = [], [], []
     for d in denoisers:
         noise, spans = _noise_counts(raw, d.noise_density, d.mean_noise_span_length if d.kind == "span" else 1.0)
@@ -552,7 +553,7 @@ def objective_for_tokenizer(
         from t5lab.data.pmi import load_pmi_vocab, word_start_table
 
         if not pmi_vocab:
-            raise ConfigError("pmi_masking needs --pmi_vocab FILE (build one with `t5lab pmi build`).")
+            raise ConfigError(MISSING_VOCAB)
         word_starts = word_start_table(tokenizer)
         word_starts[tokenizer.all_special_ids] = True  # a special token (EOS between documents) is a unit of its own
         ngrams = load_pmi_vocab(pmi_vocab, tokenizer)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from t5lab.errors import ConfigError
+from t5lab.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 WORD_START = "\u2581"
 MAX_N = 5  # the longest n-grams the paper scores, and that PMI-masking matches
+DEFAULT_SIZE = 100_000  # the paper's vocabulary size for its corpora
+DEFAULT_MIN_COUNT = 10
 _SEPARATOR = np.uint32(0xFFFFFFFF)  # in the word-id corpus: a line end or a special token, never inside an n-gram
 _BATCH_LINES = 20_000
 _BATCH_CHARS = 4_000_000
@@ -348,8 +350,18 @@ class NgramCounts:
         ]
 
 
+# --pmi_vocab build: t5lab pretrain builds the vocabulary from its corpus and keeps it in the run dir as this file
+BUILD = "build"
+VOCAB_FILE = "pmi_vocab.txt"
+MISSING_VOCAB = f"pmi_masking needs --pmi_vocab FILE (`t5lab pmi build` writes one) or --pmi_vocab {BUILD}."
+
+
 def build_pmi_vocab(
-    texts: Iterable[str], tokenizer: PreTrainedTokenizerBase, size: int = 100_000, min_count: int = 10, max_n: int = 5
+    texts: Iterable[str],
+    tokenizer: PreTrainedTokenizerBase,
+    size: int = DEFAULT_SIZE,
+    min_count: int = DEFAULT_MIN_COUNT,
+    max_n: int = MAX_N,
 ) -> list[PmiNgram]:
     """The PMI vocabulary of a corpus: its ``size`` word n-grams (2 <= n <= ``max_n``, seen at least
     ``min_count`` times, never across a line) of highest PMI_n (Levine et al., ICLR 2021, equation 3), best first.
@@ -359,6 +371,17 @@ def build_pmi_vocab(
     """
     check_build_arguments(min_count, max_n, size)
     return NgramCounts(texts, tokenizer, max_n, min_count).top(size)
+
+
+def top_ngrams(counts: NgramCounts, size: int, remedy: str) -> list[PmiNgram]:
+    """The ``size`` n-grams of highest PMI; a DataError saying ``remedy`` when the corpus has none to offer."""
+    ngrams = counts.top(size)
+    if not ngrams:
+        raise DataError(
+            f"no n-gram of 2 to {counts.max_n} words occurs {counts.min_count} times in the {counts.words:,} words "
+            f"read; {remedy}"
+        )
+    return ngrams
 
 
 def write_pmi_vocab(ngrams: Iterable[PmiNgram], path: str | Path) -> None:

@@ -24,11 +24,17 @@ _UNIGRAM_WINDOWS = 2000
 
 
 def _run_settings(model_dir: Path) -> dict[str, Any]:
-    """Span-corruption settings of the run that produced ``model_dir`` (the run dir or one of its checkpoints)."""
+    """Span-corruption settings of the run that produced ``model_dir`` (the run dir or one of its checkpoints);
+    a PMI vocabulary the run built is the file it kept in its dir."""
+    from t5lab.data import pmi
+
     for folder in (model_dir, model_dir.parent):
         config = folder / "t5lab_config.yaml"
         if config.is_file():
-            return yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+            settings = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+            if settings.get("pmi_vocab") == pmi.BUILD:
+                settings["pmi_vocab"] = str(folder / pmi.VOCAB_FILE)
+            return settings
     return {}
 
 

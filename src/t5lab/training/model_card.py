@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from t5lab.data import pmi
 from t5lab.data.corpus import parse_sources
 from t5lab.data.objectives import parse_objective
 from t5lab.evaluation.naming import EVAL_PREFIX, metrics_of_splits
@@ -140,6 +141,14 @@ def write_model_card(
     return path
 
 
+def _pmi_vocab_note(pmi_vocab: str | None) -> str:
+    if not pmi_vocab:
+        return ""
+    if pmi_vocab == pmi.BUILD:
+        return f", PMI vocabulary built from the corpus (`{pmi.VOCAB_FILE}`)"
+    return f", pmi_vocab `{pmi_vocab}`"
+
+
 def _pretraining(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> _Training:
     objective = str(config["objective"])
     denoisers = parse_objective(objective, config["noise_density"], config["mean_noise_span_length"])
@@ -163,7 +172,7 @@ def _pretraining(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> _Trai
         f"- **Objective**: `{objective}`: {'; '.join(d.describe() for d in denoisers)}",
         f"- **Settings**: input_length {config['input_length']} (encoder tokens after corruption), "
         f"noise_density {config['noise_density']}, mean_noise_span_length {config['mean_noise_span_length']}"
-        + (f", pmi_vocab `{config['pmi_vocab']}`" if config.get("pmi_vocab") else ""),
+        + _pmi_vocab_note(config.get("pmi_vocab")),
     ]
     results = [
         EvalResult(

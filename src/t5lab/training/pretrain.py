@@ -13,6 +13,7 @@ import torch
 from transformers import EvalPrediction, PreTrainedTokenizerBase, set_seed
 
 from t5lab.config import DataArguments, ModelArguments
+from t5lab.data import pmi
 from t5lab.data.collators import PretrainingCollator
 from t5lab.data.objectives import mode_tokens, objective_for_tokenizer
 from t5lab.data.pipeline import corpus_texts, pretraining_datasets
@@ -54,6 +55,31 @@ def resolve_tokenizer(
         if training_args.process_index == 0:
             save_tokenizer(tokenizer, saved)
         return tokenizer
+
+
+def resolve_pmi_vocab(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: T5LabTrainingArguments,
+    tokenizer: PreTrainedTokenizerBase,
+) -> str | None:
+    """The PMI vocabulary file: --pmi_vocab, or with 'build' one built from the corpus (once per output dir)."""
+    if data_args.pmi_vocab != pmi.BUILD:
+        return data_args.pmi_vocab
+    path = Path(training_args.output_dir) / pmi.VOCAB_FILE
+    with training_args.main_process_first(desc="building the PMI vocabulary"):
+        if not path.is_file():
+            logger.info("Building the PMI vocabulary of the corpus...")
+            texts = corpus_texts(
+                data_args.corpus(), training_args.seed, model_args.cache_dir, model_args.tokenizer_train_samples
+            )
+            counts = pmi.NgramCounts(texts, tokenizer, pmi.MAX_N, pmi.DEFAULT_MIN_COUNT)
+            remedy = "give more text, or build one with `t5lab pmi build --min_count N`."
+            ngrams = pmi.top_ngrams(counts, pmi.DEFAULT_SIZE, remedy)
+            if training_args.process_index == 0:
+                pmi.write_pmi_vocab(ngrams, path)
+            logger.info(f"PMI vocabulary: {len(ngrams):,} n-grams of {counts.words:,} words, in {path}")
+    return str(path)
 
 
 def argmax_logits(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.Tensor:
@@ -116,7 +142,8 @@ def pretrain(
     tokenizer = resolve_tokenizer(model_args, data_args, training_args)
     denoisers = data_args.denoisers()
     add_mode_tokens(tokenizer, mode_tokens(denoisers))
-    objective = objective_for_tokenizer(denoisers, data_args.input_length, tokenizer, data_args.pmi_vocab)
+    pmi_vocab = resolve_pmi_vocab(model_args, data_args, training_args, tokenizer)
+    objective = objective_for_tokenizer(denoisers, data_args.input_length, tokenizer, pmi_vocab)
     lengths = objective.lengths
     with training_args.main_process_first(desc="tokenizing and packing the corpus"):
         train_dataset, eval_dataset = pretraining_datasets(
