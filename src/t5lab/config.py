@@ -63,7 +63,8 @@ class ModelArguments:
         default=100, metadata={"help": "Number of <extra_id_N> sentinel tokens of a trained tokenizer."}
     )
     tokenizer_train_samples: int = field(
-        default=200_000, metadata={"help": "At most this many text rows are used to train a tokenizer."}
+        default=200_000,
+        metadata={"help": "At most this many text rows train a tokenizer (and build --pmi_vocab build's vocabulary)."},
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where hub downloads are cached."})
     model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
@@ -177,6 +178,8 @@ class DataArguments:
         if not 0.0 <= self.validation_split_percentage < 100.0:
             raise ConfigError("--validation_split_percentage must be in [0, 100).")
         denoisers = self.denoisers()  # a bad objective is a one-line error before anything runs
+        if self.pmi_vocab and not any(d.kind == "pmi" for d in denoisers):
+            raise ConfigError(f"--pmi_vocab is read by pmi_masking only, and the objective is '{self.objective}'.")
         if any(d.kind == "pmi" for d in denoisers):
             if not self.pmi_vocab:
                 raise ConfigError(pmi.MISSING_VOCAB)
@@ -422,7 +425,7 @@ def parse_arguments(
     given = given_flags(full_argv, types)
     if given & unused:
         flag = sorted(given & unused)[0]
-        if flag in PRETRAINING_ONLY and DataArguments not in types:
+        if flag in PRETRAINING_ONLY and only is None:  # a task command, which uses the model's tokenizer
             raise ConfigError(
                 f"--{flag} applies to `t5lab pretrain` (a tokenizer trained there); {prog} uses the model's."
             )

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from t5lab.cli import main
+from t5lab.errors import ConfigError
 from t5lab.training.run_dir import prepare_output_dir
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
@@ -140,6 +141,10 @@ CASES: dict[str, tuple[list[str], str]] = {
     "bad-objective-weight": (
         PRETRAIN + ["--objective", "span_corruption:0.5,prefix_lm:-1"],
         "objective weight of prefix_lm must be a positive number, got -1.0.",
+    ),
+    "pmi-vocabulary-without-pmi-masking": (
+        PRETRAIN + ["--pmi_vocab", "build"],
+        "--pmi_vocab is read by pmi_masking only, and the objective is 'span_corruption'.",
     ),
     "pmi-masking-without-vocabulary": (
         PRETRAIN + ["--objective", "pmi_masking"],
@@ -389,3 +394,18 @@ def test_debug_shows_the_traceback_and_a_real_process_does_not(tmp_path, inputs)
     debug = _cli("--debug", *argv, env=os.environ.copy())
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
     assert json.dumps(plain.stderr)  # the one line is plain text
+
+
+def test_overwrite_forgets_what_the_old_run_built_for_its_corpus(tmp_path):
+    # a tokenizer trained and a PMI vocabulary built for another corpus must not be reused by the new run
+    out = tmp_path / "out"
+    prepare_output_dir(str(out), {"train_file": "old.txt"}, overwrite=False, resume_from_checkpoint=None)
+    (out / "checkpoint-5").mkdir()
+    for name in ("tokenizer.json", "pmi_vocab.txt"):
+        (out / name).write_text("built for old.txt")
+    prepare_output_dir(str(out), {"train_file": "old.txt"}, overwrite=False, resume_from_checkpoint=None)
+    assert (out / "tokenizer.json").is_file() and (out / "pmi_vocab.txt").is_file()  # resuming keeps them
+    with pytest.raises(ConfigError, match="holds a different run"):
+        prepare_output_dir(str(out), {"train_file": "new.txt"}, overwrite=False, resume_from_checkpoint=None)
+    assert prepare_output_dir(str(out), {"train_file": "new.txt"}, overwrite=True, resume_from_checkpoint=None) is None
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["t5lab_config.yaml"]

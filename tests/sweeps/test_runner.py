@@ -19,7 +19,7 @@ from t5lab.cli import main
 from t5lab.errors import INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE
 from t5lab.sweeps.layout import worker_environments
 from t5lab.sweeps.report import trial_rows
-from t5lab.sweeps.runner import open_storage, open_study
+from t5lab.sweeps.runner import open_storage, open_study, retries
 from t5lab.sweeps.wandb_yaml import load_sweep, search_space
 
 FAKE_PROGRAM = Path(__file__).with_name("fake_train.py")
@@ -232,3 +232,25 @@ def test_a_sweep_killed_with_sigkill_leaves_a_study_the_next_run_continues(tmp_p
     study = load(out)
     assert len(by_state(study)["COMPLETE"]) > len(killed["COMPLETE"])
     assert by_state(study)["RUNNING"] == killed["RUNNING"]  # the zombie, until its heartbeat expires
+
+
+def test_a_trial_stopped_twice_counts_once_and_reports_its_successor():
+    from optuna.distributions import FloatDistribution
+    from optuna.storages import RetryFailedTrialCallback
+
+    study = optuna.create_study(direction="maximize")
+    retry = RetryFailedTrialCallback()  # what the sweep's storage does with a stopped trial: queue a copy
+    trial = study.ask({"learning_rate": FloatDistribution(1e-4, 1e-2)})
+    for _ in range(2):  # stopped, queued again, picked up again
+        study.tell(trial, state=TrialState.FAIL)
+        retry(study, study.trials[-1])
+        trial = study.ask()
+    study.tell(trial, 0.5)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert retries(study.trials) == {0: 1, 1: 2}  # the budget counts one trial, not two
+    _, rows = trial_rows(study)
+    assert [(row[1], row[-1]) for row in rows] == [
+        ("stopped", "resumed as trial 1"),
+        ("stopped", "resumed as trial 2"),
+        ("complete", ""),
+    ]

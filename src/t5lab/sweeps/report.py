@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from t5lab.errors import ConfigError
 from t5lab.evaluation.outputs import print_table, table_console
+from t5lab.sweeps.runner import retries
 
 PLOTS: dict[str, str] = {  # file name -> optuna.visualization.matplotlib function
     "optimization_history": "plot_optimization_history",
@@ -34,7 +35,7 @@ def trial_rows(study: optuna.Study) -> tuple[list[str], list[tuple[Any, ...]]]:
     trials = study.get_trials(deepcopy=False)
     params = list(dict.fromkeys(name for t in trials for name in t.params))
     # Optuna has no "interrupted" state: a stopped trial is failed and a copy queued (see runner.SweepRunner)
-    resumed_as = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
+    resumed_as = retries(trials)
     with_notes = bool(resumed_as) or any("error" in t.user_attrs for t in trials)
     columns = ["trial", "state", f"eval/{_metric(study)}", "duration (s)", *params, *(["note"] if with_notes else [])]
     rows = []

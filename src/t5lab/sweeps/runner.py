@@ -64,6 +64,15 @@ def open_storage(url: str) -> RDBStorage:
         raise ConfigError(f"--storage {url}: {str(exc).splitlines()[0]}") from None
 
 
+def retries(trials: list[FrozenTrial]) -> dict[int, int]:
+    """Each stopped or failed trial that was queued again -> the number of the trial that took its place.
+
+    Optuna's retry callbacks record a retry's whole chain in ``retry_history`` (its ``failed_trial`` is the first
+    of the chain), so a trial stopped twice still maps to its immediate successor.
+    """
+    return {t.system_attrs["retry_history"][-1]: t.number for t in trials if t.system_attrs.get("retry_history")}
+
+
 def _fingerprint(spec: SweepSpec) -> dict[str, Any]:
     """What makes two sweep files the same study; JSON round-tripped as Optuna stores it."""
     return json.loads(
@@ -228,7 +237,7 @@ class SweepRunner:
             return False
         if any(t.state == TrialState.WAITING for t in trials):
             return True  # trials queued again after an interruption run first
-        retried = {t.system_attrs.get("failed_trial") for t in trials}  # a retry takes its original's place
+        retried = retries(trials)  # a retry takes its original's place
         return sum(t.number not in retried for t in trials) < self.trials
 
     def _release_budget(self) -> None:

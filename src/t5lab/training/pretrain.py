@@ -76,7 +76,7 @@ def resolve_pmi_vocab(
             counts = pmi.NgramCounts(texts, tokenizer, pmi.MAX_N, pmi.DEFAULT_MIN_COUNT)
             remedy = "give more text, or build one with `t5lab pmi build --min_count N`."
             ngrams = pmi.top_ngrams(counts, pmi.DEFAULT_SIZE, remedy)
-            if training_args.process_index == 0:
+            if training_args.local_process_index == 0:  # each node's disk; an atomic write where nodes share one
                 pmi.write_pmi_vocab(ngrams, path)
             logger.info(f"PMI vocabulary: {len(ngrams):,} n-grams of {counts.words:,} words, in {path}")
     return str(path)

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from t5lab.data import pmi
 from t5lab.errors import ConfigError
 from t5lab.training.checkpointing import (
     check_explicit_checkpoint,
@@ -63,6 +64,7 @@ _UNSTARTED_RUN_FILES = (
     "run_info.json",
     "metrics.jsonl",
     "runs",
+    pmi.VOCAB_FILE,
 )
 
 
@@ -155,6 +157,7 @@ def _check_output_dir(
     elif existing and overwrite and is_main_process:
         for checkpoint in [*path.glob("checkpoint-*"), staging_root(path)]:
             shutil.rmtree(checkpoint, ignore_errors=True)
+        _forget_unstarted_run(path, is_main_process)  # a tokenizer or PMI vocabulary built for the old run
     if resume_from_checkpoint:
         check_explicit_checkpoint(resume_from_checkpoint)
         resume = resume_from_checkpoint
