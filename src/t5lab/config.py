@@ -179,7 +179,10 @@ class DataArguments:
             raise ConfigError("--validation_split_percentage must be in [0, 100).")
         denoisers = self.denoisers()  # a bad objective is a one-line error before anything runs
         if self.pmi_vocab and not any(d.kind == "pmi" for d in denoisers):
-            raise ConfigError(f"--pmi_vocab is read by pmi_masking only, and the objective is '{self.objective}'.")
+            raise ConfigError(
+                f"--pmi_vocab is read by pmi_masking only, and the objective is '{self.objective}'; leave it out, "
+                "or pass --pmi_vocab '' to unset a config file's."
+            )
         if any(d.kind == "pmi" for d in denoisers):
             if not self.pmi_vocab:
                 raise ConfigError(pmi.MISSING_VOCAB)

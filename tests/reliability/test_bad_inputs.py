@@ -144,7 +144,8 @@ CASES: dict[str, tuple[list[str], str]] = {
     ),
     "pmi-vocabulary-without-pmi-masking": (
         PRETRAIN + ["--pmi_vocab", "build"],
-        "--pmi_vocab is read by pmi_masking only, and the objective is 'span_corruption'.",
+        "--pmi_vocab is read by pmi_masking only, and the objective is 'span_corruption'; leave it out, "
+        "or pass --pmi_vocab '' to unset a config file's.",
     ),
     "pmi-masking-without-vocabulary": (
         PRETRAIN + ["--objective", "pmi_masking"],
