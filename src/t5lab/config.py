@@ -178,12 +178,13 @@ class DataArguments:
         if not 0.0 <= self.validation_split_percentage < 100.0:
             raise ConfigError("--validation_split_percentage must be in [0, 100).")
         denoisers = self.denoisers()  # a bad objective is a one-line error before anything runs
-        if self.pmi_vocab and not any(d.kind == "pmi" for d in denoisers):
+        uses_pmi = any(d.kind == "pmi" for d in denoisers)
+        if self.pmi_vocab and not uses_pmi:
             raise ConfigError(
                 f"--pmi_vocab is read by pmi_masking only, and the objective is '{self.objective}'; leave it out, "
                 "or pass --pmi_vocab '' to unset a config file's."
             )
-        if any(d.kind == "pmi" for d in denoisers):
+        if uses_pmi:
             if not self.pmi_vocab:
                 raise ConfigError(pmi.MISSING_VOCAB)
             if self.pmi_vocab != pmi.BUILD and not Path(self.pmi_vocab).is_file():
