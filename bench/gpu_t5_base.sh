@@ -3,8 +3,10 @@
 # sdpa, eager and flex_attention, torch.compile on and off, bf16 autocast and bf16 weights with stochastic
 # rounding; then fine-tuning throughput (t5lab/docsource, inputs up to 512 tokens padded per batch), compile off
 # and on. Prints s/step, useful tokens/s and MFU against the bf16 matmul peak measured on the same GPU
-# (FLOPs counted by FlopCounterMode), and peak GPU memory. nanoT5: 0.56 s/step on an A100, ~31% MFU; the
-# goal: >= 45% MFU on one H200. About 8 minutes (compilation included) for the eight configurations.
+# (FLOPs counted by FlopCounterMode on the first batch, before training: counting inside a compiled step made
+# torch.compile fall back to eager), and peak GPU memory. nanoT5: 0.56 s/step on an A100, ~31% MFU; the
+# goal: >= 45% MFU on one H200. About 8-10 minutes for the seven configurations, not timed: four of them compile
+# from an empty cache (on this CPU that took 2-3.5 minutes for t5-tiny/t5-small; see docs/benchmarks.md).
 # NOT RUN YET: no GPU was lent to the sessions that measured docs/benchmarks.md.
 #   bash bench/gpu_t5_base.sh [OUT_JSON]
 set -euo pipefail

@@ -69,6 +69,34 @@ def masking_table(path: Path) -> str:
     )
 
 
+def compile_table(path: Path) -> str:
+    """torch.compile against eager, repeat by repeat: time to the first step, per-step cost, break-even steps."""
+    results = json.loads(path.read_text())
+    runs = [r for r in results["runs"] if "error" not in r]
+    eager = {(r["spec"], r["repeat"]): r for r in runs if not r["compile"]}
+    lines = [
+        f"`{path.name}`: {results['settings']['steps'] - results['settings']['warmup']} measured steps per run, "
+        f"load average {results['machine_before']['loadavg'][0]:.1f} before, "
+        f"{results['machine_after']['loadavg'][0]:.1f} after\n",
+        "| configuration | repeat (compile cache) | first step, eager | first step, compiled | s/step, eager | "
+        "s/step, compiled | compiled vs eager (CPU time) | break-even steps |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        twin = eager.get((run["spec"].replace(":compile=1", ""), run["repeat"]))
+        if not run["compile"] or twin is None:
+            continue
+        speedup = run["useful_tokens_per_cpu_second_x_threads"] / twin["useful_tokens_per_cpu_second_x_threads"]
+        saved = twin["step_seconds"] - run["step_seconds"]
+        extra = run["first_step_seconds"] - twin["first_step_seconds"]
+        lines.append(
+            f"| {twin['spec']} | {run['repeat']} ({'cold' if run['repeat'] == 0 else 'cached'}) | "
+            f"{twin['first_step_seconds']:.1f} s | {run['first_step_seconds']:.1f} s | {twin['step_seconds']:.2f} | "
+            f"{run['step_seconds']:.2f} | {speedup:.2f}x | {f'{extra / saved:,.0f}' if saved > 0 else 'never'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results")
     if (root / "masking_and_data.json").is_file():
@@ -76,6 +104,8 @@ def main() -> None:
     for name in ("train_throughput.json", "train_experiments.json", "train_layout.json"):
         if (root / name).is_file():
             print(training_table(root / name) + "\n")
+    for path in sorted(root.glob("compile*.json")):
+        print(compile_table(path) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,16 @@ fp32 copy); options: threads, procs (via torchrun, gloo), optim (a Trainer ``--o
 AdamW with bf16 stochastic rounding), attn (sdpa/eager), workers (dataloader workers), compile (torch.compile),
 batch, input (input length), seed.
 
-FLOPs are counted by torch's FlopCounterMode on the first step of each run (the formula in ``common`` is checked
-against it and scaled to it). Each run also records its per-step losses, which the precision-quality suite
-compares over 1,000 steps:
+Each invocation gives its workers one fresh torch.compile cache (``TORCHINDUCTOR_CACHE_DIR``): with
+``--repeats 2`` a compiled configuration's first repeat compiles from scratch and the second loads torch's
+cached artefacts (FX graph and AOTAutograd caches), and ``first_step_seconds`` records both, from which the
+break-even number of steps follows:
+
+    python bench/train_throughput.py --suite compile --repeats 2 --out bench/results/compile.json
+
+FLOPs are counted by torch's FlopCounterMode on one forward and backward pass of the first batch, before
+training (the formula in ``common`` is checked against it and scaled to it). Each run also records its per-step
+losses, which the precision-quality suite compares over 1,000 steps:
 
     python bench/train_throughput.py --suite precision --out bench/results/precision.json
     python bench/train_throughput.py --suite precision-quality --steps 1000 --repeats 1 \
@@ -89,13 +96,19 @@ SUITES = {
         "ours:t5-tiny:bf16w:input=128",
         "ours:t5-tiny:bf16w:input=128:optim=adamw_sr",
     ],
+    # torch.compile's time to the first step, cold and cached (--repeats 2), against its gain per step
+    "compile": [
+        "ours:t5-tiny:fp32:batch=32:input=128",
+        "ours:t5-tiny:fp32:batch=32:input=128:compile=1",
+        "ours:t5-small:fp32:batch=4",
+        "ours:t5-small:fp32:batch=4:compile=1",
+    ],
     # Not run yet (no GPU was available): t5-base pre-training on one GPU in bf16, with and without compile.
     # t5-base, nanoT5's batch 128 x 512/114 in bf16: the attention kernels, with torch.compile on and off
     "gpu": [
         "ours:t5-base:bf16:batch=128:workers=4",
         "ours:t5-base:bf16:batch=128:workers=4:compile=1",
         "ours:t5-base:bf16:batch=128:workers=4:attn=eager",
-        "ours:t5-base:bf16:batch=128:workers=4:attn=eager:compile=1",
         "ours:t5-base:bf16:batch=128:workers=4:attn=flex_attention:compile=1",
         "ours:t5-base:bf16w:batch=128:workers=4:optim=adamw_sr:compile=1",
         # fine-tuning (t5lab/docsource, paragraphs up to 512 tokens, padded per batch to a multiple of 8)
@@ -231,12 +244,7 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
             record["shapes"].append(
                 (inputs["input_ids"].shape[0], inputs["input_ids"].shape[1], inputs["labels"].shape[1])
             )
-            if len(record["shapes"]) == 1:  # a warm-up step: counting slows it down
-                with FlopCounterMode(display=False) as counter:
-                    loss = super().training_step(model, inputs, num_items_in_batch)
-                record["counted_flops"] = counter.get_total_flops()
-            else:
-                loss = super().training_step(model, inputs, num_items_in_batch)
+            loss = super().training_step(model, inputs, num_items_in_batch)
             record["losses"].append(float(loss))
             return loss
 
@@ -244,6 +252,13 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     trainer = Measured(
         model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[Timer()], **extra_args
     )
+    # FLOPs of one step, counted on the first batch before training: a FlopCounterMode active during the first
+    # compiled call makes torch.compile fall back to eager for the whole run (seen with torch 2.13)
+    first = {k: v.to(trainer.args.device) for k, v in next(iter(trainer.get_train_dataloader())).items()}
+    with FlopCounterMode(display=False) as counter, torch.autocast(device, torch.bfloat16, enabled=args.bf16):
+        model(**first).loss.backward()
+    model.zero_grad(set_to_none=True)
+    counted_shape = (first["input_ids"].shape[0], first["input_ids"].shape[1], first["labels"].shape[1])
     trainer.train()
     if not trainer.is_world_process_zero():
         return
@@ -256,9 +271,8 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     threads = torch.get_num_threads()
     data_wait = sum(b - e for e, b in zip(end[:-1], begin[1:]))
     useful = sum(record["useful"][warmup:]) * world
-    # the formula per step, scaled to what FlopCounterMode counted on the first step
-    # (a compiled step may hide its FLOPs from the counter: then the formula alone)
-    counted_per_formula = record["counted_flops"] / t5_training_flops(model.config, *record["shapes"][0]) or 1.0
+    # the formula per step, scaled to what FlopCounterMode counted on the first batch
+    counted_per_formula = counter.get_total_flops() / t5_training_flops(model.config, *counted_shape)
     flops = sum(t5_training_flops(model.config, *shape) for shape in record["shapes"][warmup:]) * world
     flops *= counted_per_formula
     processed = sum(b * (i + t) for b, i, t in record["shapes"][warmup:]) * world
@@ -272,6 +286,9 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
                 "params": n_params,
                 "measured_steps": len(begin),
                 "step_seconds": wall / len(begin),
+                # from the first step's start to its end: compilation happens here
+                "first_step_seconds": record["end"][0] - record["begin"][0],
+                "compiled": torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0,
                 "useful_tokens_per_second": useful / wall,
                 "processed_tokens_per_second": processed / wall,
                 "useful_share": useful / processed,
@@ -296,11 +313,17 @@ def worker(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int
     )
 
 
-def run_config(config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int, timeout: float) -> dict:
+def run_config(
+    config: dict, tokenizer_dir: str, steps: int, warmup: int, batch: int, timeout: float, compile_cache: str
+) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         payload = json.dumps(config)
         env = dict(
-            os.environ, OMP_NUM_THREADS=str(config["threads"]), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1"
+            os.environ,
+            OMP_NUM_THREADS=str(config["threads"]),
+            TOKENIZERS_PARALLELISM="false",
+            HF_HUB_OFFLINE="1",
+            TORCHINDUCTOR_CACHE_DIR=compile_cache,
         )
         worker_args = [
             str(HERE / "train_throughput.py"),
@@ -377,6 +400,8 @@ def summarize(runs: list[dict]) -> list[dict]:
         row["final_loss"] = statistics.median(
             statistics.mean(r["losses"][-max(1, len(r["losses"]) // 10) :]) for r in ok
         )
+        # per repeat, not a median: a compiled configuration's first repeat compiles with an empty cache
+        row["first_step_seconds"] = [r["first_step_seconds"] for r in ok]
         rows.append(row)
     by_spec = {r["spec"]: r for r in rows if "error" not in r}
     for row in rows:
@@ -429,7 +454,13 @@ def main() -> None:
         for repeat in range(args.repeats):
             for spec in specs:
                 measured = run_config(
-                    parse_config(spec), str(Path(tmp) / "tok"), args.steps, args.warmup, args.batch, args.timeout
+                    parse_config(spec),
+                    str(Path(tmp) / "tok"),
+                    args.steps,
+                    args.warmup,
+                    args.batch,
+                    args.timeout,
+                    str(Path(tmp) / "compile-cache"),
                 )
                 measured["repeat"] = repeat
                 runs.append(measured)

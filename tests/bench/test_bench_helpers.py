@@ -99,13 +99,13 @@ def test_machine_record_names_the_bf16_path_consistently() -> None:
 
 
 @pytest.mark.slow
-def test_throughput_bench_measures_fine_tuning_steps(tmp_path) -> None:
+def test_throughput_bench_measures_fine_tuning_and_compiled_steps(tmp_path) -> None:
     # the GPU script runs these pipelines unattended on a lent machine: a broken one would waste the loan
     import json
     import subprocess
 
     out = tmp_path / "throughput.json"
-    configs = ["ft:t5-tiny:fp32:input=64"]
+    configs = ["ft:t5-tiny:fp32:input=64", "ours:t5-tiny:fp32:input=64:compile=1"]
     bench = Path(__file__).resolve().parents[2] / "bench" / "train_throughput.py"
     command = [sys.executable, str(bench), "--configs", *configs, "--steps", "3", "--warmup", "1", "--repeats", "1"]
     subprocess.run([*command, "--batch", "4", "--out", str(out)], check=True, capture_output=True, timeout=600)
@@ -115,3 +115,7 @@ def test_throughput_bench_measures_fine_tuning_steps(tmp_path) -> None:
         assert row.get("error") is None
         assert row["step_seconds"] > 0 and 0 < row["mfu"] < 1.5  # the counted FLOPs, not a formula gone astray
         assert 0.9 < row["counted_flops_per_formula"] < 1.1
+    runs = {run["spec"]: run for run in json.loads(out.read_text())["runs"]}
+    # counting FLOPs inside a compiled step once made torch.compile fall back to eager, silently
+    assert runs["ours:t5-tiny:fp32:input=64:compile=1"]["compiled"] is True
+    assert runs["ft:t5-tiny:fp32:input=64"]["compiled"] is False
