@@ -97,6 +97,50 @@ def compile_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def moving_average(values: list[float], window: int = 50) -> list[float]:
+    return [sum(values[i - window : i]) / window for i in range(window, len(values) + 1)]
+
+
+def precision_quality_table(path: Path) -> str:
+    """bf16 options against fp32 over the same steps, with fp32 under another seed as the noise; the loss curves
+    (50-step moving averages) are drawn next to the JSON."""
+    results = json.loads(path.read_text())
+    runs = [r for r in results["runs"] if "error" not in r]
+    reference = next(r for r in runs if r["precision"] == "fp32" and r["seed"] == 0)
+    smooth_reference = moving_average(reference["losses"])
+    lines = [
+        f"`{path.name}`: {len(reference['losses'])} steps per run, batch {reference['batch']}, "
+        f"{reference['input']} inputs, one thread\n",
+        "| configuration | s/step | final loss (mean of the last 100 steps) | vs fp32 | mean gap to fp32's curve |",
+        "|---|---|---|---|---|",
+    ]
+    for run in runs:
+        final = sum(run["losses"][-100:]) / 100
+        gap = [abs(a - b) for a, b in zip(moving_average(run["losses"]), smooth_reference)]
+        lines.append(
+            f"| {run['spec']} | {run['step_seconds']:.2f} | {final:.3f} | "
+            f"{final - sum(reference['losses'][-100:]) / 100:+.3f} | {sum(gap) / len(gap):.3f} |"
+        )
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for run in runs:
+        ax.plot(range(50, len(run["losses"]) + 1), moving_average(run["losses"]), label=run["spec"], lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (50-step moving average)")
+    ax.set_ylim(top=smooth_reference[0] + 0.5)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=120)
+    plt.close(fig)
+    return "\n".join(lines)
+
+
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results")
     if (root / "masking_and_data.json").is_file():
@@ -104,6 +148,8 @@ def main() -> None:
     for name in ("train_throughput.json", "train_experiments.json", "train_layout.json"):
         if (root / name).is_file():
             print(training_table(root / name) + "\n")
+    if (root / "precision_quality.json").is_file():
+        print(precision_quality_table(root / "precision_quality.json") + "\n")
     for path in sorted(root.glob("compile*.json")):
         print(compile_table(path) + "\n")
 
