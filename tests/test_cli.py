@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -335,3 +336,18 @@ def test_pmi_commands_describe_the_tokenizer_they_need_and_refuse_pretraining_on
     assert "needs --tokenizer_name" in capsys.readouterr().err
     assert main([*command, "--vocab_size", "100"]) == 2
     assert f"--vocab_size has no effect in `t5lab {' '.join(command[:2])}`" in capsys.readouterr().err
+
+
+def test_torch_compile_without_a_cpu_compiler_is_one_line(tmp_path):
+    # inductor would fail at the first step with a long traceback, after the data was prepared
+    argv = ["pretrain", "--dataset_name", "t5lab:python-docs", "--torch_compile", "true", "--output_dir", str(tmp_path)]
+    missing = subprocess.run(
+        [sys.executable, "-m", "t5lab", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CXX": str(tmp_path / "no-such-g++")},
+    )
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "--torch_compile on CPU needs a C++ compiler" in missing.stderr.strip().splitlines()[-1]
+    assert not any(tmp_path.iterdir())  # refused before anything was written

@@ -28,6 +28,23 @@ def quiet_deepspeed_on_cpu() -> None:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
+def _require_cpu_compiler() -> None:
+    """torch.compile on CPU builds C++ kernels: without a compiler inductor fails at the first step, with a long
+    traceback, after the data is prepared. Asks torch's own compiler search, so $CXX is honoured as torch does."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+        from torch._inductor.exc import InvalidCxxCompiler
+    except ImportError:  # a torch that moved them: torch reports a missing compiler itself
+        return
+    try:
+        get_cpp_compiler()
+    except InvalidCxxCompiler:
+        raise ConfigError(
+            "--torch_compile on CPU needs a C++ compiler (g++ or clang++, or the one $CXX names) and none was "
+            "found; install one, or train without --torch_compile."
+        ) from None
+
+
 @dataclass
 class T5LabTrainingArguments(Seq2SeqTrainingArguments):
     """The Trainer's arguments with t5lab's defaults and a few additions."""
@@ -84,6 +101,8 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
         self.t5lab_optim = self.optim
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns every epoch otherwise
+            if self.torch_compile:
+                _require_cpu_compiler()
             if self.bf16:
                 self.use_cpu = True  # the Trainer accepts bf16 autocast on CPU only when told it is on CPU
             if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.deepspeed:
