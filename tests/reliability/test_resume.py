@@ -144,7 +144,8 @@ def test_two_process_ddp_killed_and_rerun_matches_an_uninterrupted_run(
         "-m",
     ]
     extra = ("--ddp_backend", "gloo", "--max_steps", "9", "--per_device_train_batch_size", "2")
-    _run(pretrain_args(small_corpus, wiki_tokenizer_dir, tmp_path / "reference", *extra), launcher=torchrun)
+    reference = _run(pretrain_args(small_corpus, wiki_tokenizer_dir, tmp_path / "reference", *extra), launcher=torchrun)
+    assert "find_unused_parameters=True" not in reference  # t5lab's default: no search, no warning per rank
     out = tmp_path / "run"
     argv = pretrain_args(small_corpus, wiki_tokenizer_dir, out, *extra)
     process = start(argv, launcher=torchrun)

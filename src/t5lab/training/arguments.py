@@ -76,6 +76,14 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
     save_total_limit: int | None = field(default=3, metadata={"help": "Keep the last K checkpoints."})
     plot_loss: bool = field(default=True, metadata={"help": "Write loss_curve.png into the output dir."})
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={
+            "help": "Under DDP, look for parameters without a gradient after every backward pass. Every T5 "
+            "parameter gets one, so t5lab turns the search off; the Trainer's default turns it on and DDP warns "
+            "on every rank that it found none."
+        },
+    )
     on_nonfinite: str = field(
         default="stop",
         metadata={
