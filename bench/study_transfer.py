@@ -207,8 +207,9 @@ def write_report(out: Path, study: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(TASKS), figsize=(4 * len(TASKS), 3.5))
-    for ax, (task, task_points) in zip(axes, points.items()):
+    drawn = {task: task_points for task, task_points in points.items() if task_points} or points
+    fig, axes = plt.subplots(1, len(drawn), figsize=(4 * len(drawn), 3.5), squeeze=False)
+    for ax, (task, task_points) in zip(axes[0], drawn.items()):
         pretrained = sorted((m, v) for m, v, twin in task_points if not twin)
         for _, value, twin in task_points:
             if twin:
