@@ -165,7 +165,7 @@ def test_ddp_and_gradient_accumulation_match_one_process(
 
 
 def test_zero2_and_zero3_match_one_process_resume_and_export(
-    tmp_path, reference, wikitext_file, wiki_tokenizer_dir, free_port
+    tmp_path, reference, wikitext_file, wiki_tokenizer_dir, free_port, torchrun
 ):
     one_dir, one = reference
     zero2, zero3 = tmp_path / "zero2", tmp_path / "zero3"
@@ -198,22 +198,15 @@ def test_zero2_and_zero3_match_one_process_resume_and_export(
     )
     assert "on 2 process(es)" in log
     # ZeRO-3 under torchrun, stopped at step 4, then resumed by rerunning the command with more steps.
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port),
-        "-m",
-        "t5lab",
-    ]
     zero3_args = ["--deepspeed", "zero3", "--save_steps", "2", "--per_device_train_batch_size", str(BATCH)]
-    _launch(torchrun + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", "4", *zero3_args), tmp_path)
+    _launch(
+        [*torchrun, "t5lab"] + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", "4", *zero3_args),
+        tmp_path,
+    )
     assert (zero3 / "checkpoint-4" / "global_step4").is_dir()
     log = _launch(
-        torchrun + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", str(STEPS), *zero3_args), tmp_path
+        [*torchrun, "t5lab"] + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", str(STEPS), *zero3_args),
+        tmp_path,
     )
     assert "resuming from" in log and "checkpoint-4" in log
     curves = {"ZeRO-2": _curve(zero2), "ZeRO-3 (resumed at step 4)": _curve(zero3)}
@@ -235,23 +228,12 @@ def test_zero2_and_zero3_match_one_process_resume_and_export(
     assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
 
 
-def test_zero3_with_cpu_offload_matches_one_process(tmp_path, reference, wikitext_file, wiki_tokenizer_dir, free_port):
+def test_zero3_with_cpu_offload_matches_one_process(tmp_path, reference, wikitext_file, wiki_tokenizer_dir, torchrun):
     # Parameters and optimizer state on the host, stepped by DeepSpeed's CPU AdamW (a C++ op built on first use).
     _, one = reference
     out = tmp_path / "zero3_offload"
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port),
-        "-m",
-        "t5lab",
-    ]
     log = _launch(
-        torchrun
+        [*torchrun, "t5lab"]
         + _args(
             wikitext_file,
             wiki_tokenizer_dir,

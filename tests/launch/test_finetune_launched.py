@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -41,19 +40,8 @@ def _common(shared_data, output_dir):
     ]
 
 
-def _torchrun(port, argv, cwd) -> str:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(port),
-        "-m",
-        "t5lab",
-        *argv,
-    ]
+def _torchrun(torchrun, argv, cwd) -> str:
+    command = [*torchrun, "t5lab", *argv]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=600, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )
@@ -66,11 +54,11 @@ def _predictions(output_dir):
 
 
 def test_finetune_and_evaluate_under_torchrun_score_each_example_once(
-    tmp_path, shared_data, wiki_tokenizer_dir, free_port
+    tmp_path, shared_data, wiki_tokenizer_dir, torchrun
 ):
     trained = tmp_path / "ddp"
     log = _torchrun(
-        free_port,
+        torchrun,
         [
             "finetune",
             "--config_name",
@@ -95,7 +83,7 @@ def test_finetune_and_evaluate_under_torchrun_score_each_example_once(
     # The same model evaluated by one process and by two: the same predictions, line for line, and metrics.
     assert main(["evaluate", "--model_name_or_path", str(trained), *_common(shared_data, tmp_path / "one")]) == 0
     _torchrun(
-        free_port, ["evaluate", "--model_name_or_path", str(trained), *_common(shared_data, tmp_path / "two")], tmp_path
+        torchrun, ["evaluate", "--model_name_or_path", str(trained), *_common(shared_data, tmp_path / "two")], tmp_path
     )
     one, two = _predictions(tmp_path / "one"), _predictions(tmp_path / "two")
     assert len(one) == EVAL_EXAMPLES and one == two

@@ -102,19 +102,9 @@ def test_ctrl_c_checkpoints_and_exits_130_and_a_second_ctrl_c_aborts_at_once(
 
 
 def test_sigusr1_on_one_ddp_rank_stops_both_ranks_after_one_checkpoint(
-    tmp_path, small_corpus, wiki_tokenizer_dir, free_port
+    tmp_path, small_corpus, wiki_tokenizer_dir, torchrun
 ):
     out = tmp_path / "run"
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port),
-        "-m",
-    ]
     argv = pretrain_args(
         small_corpus,
         wiki_tokenizer_dir,

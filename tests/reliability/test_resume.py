@@ -8,7 +8,6 @@ same thread count).
 
 from __future__ import annotations
 
-import sys
 import time
 
 import pytest
@@ -131,18 +130,8 @@ def test_finetuning_killed_and_rerun_matches_an_uninterrupted_run(tmp_path, shar
 
 
 def test_two_process_ddp_killed_and_rerun_matches_an_uninterrupted_run(
-    tmp_path, small_corpus, wiki_tokenizer_dir, free_port
+    tmp_path, small_corpus, wiki_tokenizer_dir, torchrun
 ):
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port),
-        "-m",
-    ]
     extra = ("--ddp_backend", "gloo", "--max_steps", "9", "--per_device_train_batch_size", "2")
     reference = _run(pretrain_args(small_corpus, wiki_tokenizer_dir, tmp_path / "reference", *extra), launcher=torchrun)
     assert "find_unused_parameters=True" not in reference  # t5lab's default: no search, no warning per rank

@@ -241,24 +241,13 @@ def test_streaming_pretraining(tmp_path, wikitext_file, wiki_tokenizer_dir):
     assert json.loads((out / "eval_results.json").read_text())["eval_loss"] > 0
 
 
-def test_runs_under_torchrun_with_two_processes(tmp_path, wikitext_file, wiki_tokenizer_dir, free_port):
+def test_runs_under_torchrun_with_two_processes(tmp_path, wikitext_file, wiki_tokenizer_dir, torchrun):
     out = tmp_path / "ddp"
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port),
-        "-m",
-        "t5lab",
-    ]
     args = _args(
         wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "3", "--save_strategy", "no", "--ddp_backend", "gloo"
     )
     result = subprocess.run(
-        torchrun + args,
+        [*torchrun, "t5lab", *args],
         capture_output=True,
         text=True,
         timeout=600,
