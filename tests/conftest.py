@@ -42,7 +42,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def torchrun(free_port: int) -> list[str]:
-    """torchrun with two CPU processes on a free port, ending in ``-m``: the module and its arguments follow."""
+    """``t5lab`` under torchrun, two CPU processes on a free port: the command's arguments follow."""
     return [
         sys.executable,
         "-m",
@@ -52,6 +52,7 @@ def torchrun(free_port: int) -> list[str]:
         "--master_port",
         str(free_port),
         "-m",
+        "t5lab",
     ]
 
 

@@ -200,12 +200,12 @@ def test_zero2_and_zero3_match_one_process_resume_and_export(
     # ZeRO-3 under torchrun, stopped at step 4, then resumed by rerunning the command with more steps.
     zero3_args = ["--deepspeed", "zero3", "--save_steps", "2", "--per_device_train_batch_size", str(BATCH)]
     _launch(
-        [*torchrun, "t5lab"] + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", "4", *zero3_args),
+        torchrun + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", "4", *zero3_args),
         tmp_path,
     )
     assert (zero3 / "checkpoint-4" / "global_step4").is_dir()
     log = _launch(
-        [*torchrun, "t5lab"] + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", str(STEPS), *zero3_args),
+        torchrun + _args(wikitext_file, wiki_tokenizer_dir, zero3, "--max_steps", str(STEPS), *zero3_args),
         tmp_path,
     )
     assert "resuming from" in log and "checkpoint-4" in log
@@ -233,7 +233,7 @@ def test_zero3_with_cpu_offload_matches_one_process(tmp_path, reference, wikitex
     _, one = reference
     out = tmp_path / "zero3_offload"
     log = _launch(
-        [*torchrun, "t5lab"]
+        torchrun
         + _args(
             wikitext_file,
             wiki_tokenizer_dir,

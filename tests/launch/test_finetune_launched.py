@@ -41,7 +41,7 @@ def _common(shared_data, output_dir):
 
 
 def _torchrun(torchrun, argv, cwd) -> str:
-    command = [*torchrun, "t5lab", *argv]
+    command = [*torchrun, *argv]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=600, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )

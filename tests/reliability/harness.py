@@ -65,11 +65,11 @@ def child_env(**extra: str) -> dict[str, str]:
 def start(
     argv: list[str], env: dict[str, str] | None = None, launcher: list[str] | None = None, faulty: bool = False
 ) -> subprocess.Popen:
-    """Start ``t5lab ARGV`` in its own process group, output captured: under ``launcher`` if given (a command
-    that ends in ``-m``), or, if ``faulty``, as :data:`FAULTY_T5LAB`."""
+    """Start ``t5lab ARGV`` in its own process group, output captured: through ``launcher`` if given (a command
+    that runs t5lab, such as torchrun's), or, if ``faulty``, as :data:`FAULTY_T5LAB`."""
     if faulty and launcher:
-        raise ValueError("faulty_t5lab.py is a script; it cannot follow a launcher's -m")
-    program = [sys.executable, str(FAULTY_T5LAB)] if faulty else (launcher or [sys.executable, "-m"]) + ["t5lab"]
+        raise ValueError("faulty_t5lab.py is a script; a launcher runs the real t5lab")
+    program = [sys.executable, str(FAULTY_T5LAB)] if faulty else launcher or [sys.executable, "-m", "t5lab"]
     command = [*program, *argv]
     return subprocess.Popen(
         command,

@@ -247,7 +247,7 @@ def test_runs_under_torchrun_with_two_processes(tmp_path, wikitext_file, wiki_to
         wikitext_file, wiki_tokenizer_dir, out, "--max_steps", "3", "--save_strategy", "no", "--ddp_backend", "gloo"
     )
     result = subprocess.run(
-        [*torchrun, "t5lab", *args],
+        torchrun + args,
         capture_output=True,
         text=True,
         timeout=600,
