@@ -97,6 +97,32 @@ def compile_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def precision_table(path: Path) -> str:
+    """bf16 options against fp32 (or the first row): speed, and the share of each precision's own matmul peak."""
+    results = json.loads(path.read_text())
+    rows = [r for r in results["summary"] if "error" not in r]
+    reference = rows[0]
+    machine = results["machine_before"]
+    lines = [
+        f"`{path.name}`: {machine['cpu']} ({', '.join(machine['cpu_flags'])}; oneDNN bf16 linear kernel: "
+        f"{', '.join(results.get('onednn_bf16_kernels') or ['not recorded'])}), one thread, "
+        f"{results['settings']['steps'] - results['settings']['warmup']} measured steps per run, medians over "
+        f"{results['settings']['repeats']} repeat(s), load average {machine['loadavg'][0]:.1f} before, "
+        f"{results['machine_after']['loadavg'][0]:.1f} after\n",
+        f"| configuration | s/step | useful tok/s (CPU time) | vs {reference['spec']} | share of the matmul peak "
+        "(CPU time) | matmul peak GFLOP/s | share of the `F.linear` peak |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        speed = row["useful_tokens_per_cpu_second_x_threads"]
+        lines.append(
+            f"| {row['spec']} | {row['step_seconds']:.2f} | {speed:,.0f} | "
+            f"{speed / reference['useful_tokens_per_cpu_second_x_threads']:.2f}x | {row['mfu_cpu_time']:.0%} | "
+            f"{row['matmul_peak_flops'] / 1e9:,.0f} | {row['mfu_linear_peak']:.0%} |"
+        )
+    return "\n".join(lines)
+
+
 def moving_average(values: list[float], window: int = 50) -> list[float]:
     return [sum(values[i - window : i]) / window for i in range(window, len(values) + 1)]
 
@@ -149,6 +175,9 @@ def main() -> None:
     for name in ("train_throughput.json", "train_experiments.json", "train_layout.json"):
         if (root / name).is_file():
             print(training_table(root / name) + "\n")
+    for path in sorted(root.glob("precision*.json")):
+        if path.name != "precision_quality.json":
+            print(precision_table(path) + "\n")
     if (root / "precision_quality.json").is_file():
         print(precision_quality_table(root / "precision_quality.json") + "\n")
     for path in sorted(root.glob("compile*.json")):

@@ -88,6 +88,16 @@ SUITES = {
         "ours:t5-small:bf16w",
         "ours:t5-small:bf16w:optim=adamw_sr",
     ],
+    # what else moves bf16 towards its matmul peak: eager attention (bf16 bmm instead of SDPA's math path), and
+    # torch.compile (fuses the casts, softmax and norms left between the matmuls)
+    "precision-levers": [
+        "ours:t5-small:bf16",
+        "ours:t5-small:bf16:attn=eager",
+        "ours:t5-small:bf16:compile=1",
+        "ours:t5-small:bf16w:optim=adamw_sr:attn=eager",
+        "ours:t5-small:bf16w:optim=adamw_sr:compile=1",
+        "ours:t5-small:bf16w:optim=adamw_sr:attn=eager:compile=1",
+    ],
     # 1,000 steps of t5-tiny: the bf16 loss curves against fp32, and fp32 against itself (another seed) as the noise
     "precision-quality": [
         "ours:t5-tiny:fp32:input=128",
@@ -444,9 +454,11 @@ def main() -> None:
         worker(config, args.tokenizer_dir, args.steps, args.warmup, config.get("batch") or args.batch, args.result)
         return
 
-    from common import bench_tokenizer, machine
+    from common import bench_tokenizer, machine, onednn_kernels
 
     before = machine()
+    # which oneDNN kernels a bf16 linear layer runs here (e.g. brg:avx512_core_amx): whether matmuls reach AMX
+    kernels = onednn_kernels()
     specs = args.configs or SUITES[args.suite]
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -480,6 +492,7 @@ def main() -> None:
                 results = {
                     "machine_before": before,
                     "machine_after": machine(),
+                    "onednn_bf16_kernels": kernels,
                     "settings": vars(args),
                     "summary": summarize(runs),
                     "runs": runs,
