@@ -34,6 +34,7 @@ training (the formula in ``common`` is checked against it and scaled to it). Eac
 losses, which the precision-quality suite compares over 1,000 steps:
 
     python bench/train_throughput.py --suite precision --out bench/results/precision.json
+    python bench/train_throughput.py --suite precision-levers --steps 8 --out bench/results/precision_levers.json
     python bench/train_throughput.py --suite precision-quality --steps 1000 --repeats 1 \
         --out bench/results/precision_quality.json
 """

@@ -119,3 +119,12 @@ def test_throughput_bench_measures_fine_tuning_and_compiled_steps(tmp_path) -> N
     # counting FLOPs inside a compiled step once made torch.compile fall back to eager, silently
     assert runs["ours:t5-tiny:fp32:input=64:compile=1"]["compiled"] is True
     assert runs["ft:t5-tiny:fp32:input=64"]["compiled"] is False
+    # the run names the oneDNN kernel of a bf16 linear layer: where torch uses oneDNN for bf16, a bf16 or AMX one
+    results = json.loads(out.read_text())
+    kernels = results["onednn_bf16_kernels"]
+    if results["machine_before"]["torch_sees"]["onednn_bf16"]:
+        assert any("bf16" in kernel or "amx" in kernel for kernel in kernels), kernels
+    from report import precision_table
+
+    table = precision_table(out)
+    assert all(f"| {spec} |" in table for spec in configs) and ", ".join(kernels or ["not recorded"]) in table
