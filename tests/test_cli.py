@@ -59,6 +59,8 @@ def test_defaults_follow_t5():
         (None, ["--input_lenght", "3"], "unknown argument '--input_lenght'"),
         (None, ["--noise_density", "1.5"], "strictly between 0 and 1"),
         (None, ["--noise_density", "0"], "strictly between 0 and 1"),
+        (None, ["--bf16", "maybe"], "--bf16: expected true, false or auto, got 'maybe'"),
+        ("bf16: sometimes\n", [], "--bf16: expected true, false or auto, got 'sometimes'"),
     ],
 )
 def test_bad_configuration_is_one_line_and_exit_2(tmp_path, capsys, yaml_text, argv, message):

@@ -46,7 +46,7 @@ class ReadableHelpFormatter(argparse.HelpFormatter):
 
     def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
         if default_metavar == "true|false":
-            return "[true|false]"
+            return f"[{action.metavar or 'true|false'}]"  # a boolean that takes more words (--bf16 auto) names them
         return super()._format_args(action, default_metavar)
 
     def _get_help_string(self, action: argparse.Action) -> str:

@@ -6,9 +6,11 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from transformers import AutoTokenizer, T5ForConditionalGeneration
 
 from t5lab.cli import main
@@ -230,6 +232,18 @@ def test_module_entry_point_and_one_line_errors(tmp_path):
         == f"t5lab pretrain: error: data file {tmp_path / 'missing.txt'} does not exist."
     )
     assert torch.__version__
+
+
+def test_bf16_auto_follows_the_cpu_and_records_what_ran(tmp_path, wikitext_file, wiki_tokenizer_dir, capsys):
+    cpuinfo = Path("/proc/cpuinfo")
+    if torch.cuda.is_available() or not cpuinfo.is_file():
+        pytest.skip("reads the CPU's flags from /proc/cpuinfo, independently of torch")
+    native = bool({"avx512_bf16", "amx_tile"} & set(cpuinfo.read_text().split()))
+    out = tmp_path / "auto"
+    args = _args(wikitext_file, wiki_tokenizer_dir, out, "--bf16", "auto", "--max_steps", "2", "--save_strategy", "no")
+    assert main(args) == 0
+    assert ("bf16 autocast (--bf16 auto)" if native else "fp32 (--bf16 auto)") in capsys.readouterr().err
+    assert yaml.safe_load((out / "t5lab_config.yaml").read_text()).get("bf16", False) is native
 
 
 def test_streaming_pretraining(tmp_path, wikitext_file, wiki_tokenizer_dir):

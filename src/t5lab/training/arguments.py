@@ -6,12 +6,14 @@ train (``--help``, ``tasks``, ``sweep``, ``runs``) parse their flags without pay
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
 from transformers import Seq2SeqTrainingArguments
+from transformers.hf_argparser import string_to_bool
 
 from t5lab.data.hub import is_offline
 from t5lab.errors import ConfigError
@@ -43,6 +45,31 @@ def _require_cpu_compiler() -> None:
             "--torch_compile on CPU needs a C++ compiler (g++ or clang++, or the one $CXX names) and none was "
             "found; install one, or train without --torch_compile."
         ) from None
+
+
+def native_bf16() -> bool:
+    """Whether this machine multiplies bf16 matrices in hardware: a CUDA GPU with bf16, or a CPU with AVX-512-BF16
+    or AMX. Other CPUs emulate bf16, and there a bf16 step is about 9x slower than fp32 (docs/benchmarks.md,
+    "Precision")."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    # torch.cpu's checks are private, so a torch without them counts as no native bf16 (fp32 is never wrong)
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(check() for check in checks if check is not None)
+
+
+def bool_or_auto(value: str | bool) -> bool | str:
+    """The values --bf16 takes: a boolean, spelled as for every other flag, or ``auto``.
+
+    Used as the field's type, which HfArgumentParser hands to argparse as the value converter: a ``bool | str``
+    annotation would be parsed as a plain boolean, which refuses ``auto``.
+    """
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return string_to_bool(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected true, false or auto, got '{value}'") from None
 
 
 @dataclass
@@ -84,6 +111,17 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
             "on every rank that it found none."
         },
     )
+    bf16: bool_or_auto = field(  # type: ignore[valid-type]  # the annotation is argparse's converter (above)
+        default=False,
+        metadata={
+            "nargs": "?",
+            "const": True,
+            "metavar": "true|false|auto",
+            "help": "bf16 mixed precision (autocast). auto: on where the hardware computes in bf16 (a CUDA GPU with "
+            "bf16, a CPU with AVX-512-BF16 or AMX: 1.4-1.5x fp32 per core on AVX-512-BF16), off elsewhere (CPUs "
+            "without them emulate bf16, ~9x slower than fp32). The run's t5lab_config.yaml records the outcome.",
+        },
+    )
     on_nonfinite: str = field(
         default="stop",
         metadata={
@@ -96,6 +134,9 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
     def __post_init__(self) -> None:
         if not self.output_dir:
             raise ConfigError("--output_dir is required.")
+        self.bf16_auto = self.bf16 == "auto"
+        if self.bf16_auto:
+            self.bf16 = native_bf16()
         if self.on_nonfinite not in ("stop", "skip"):
             raise ConfigError(f"--on_nonfinite must be stop or skip, got '{self.on_nonfinite}'.")
         if self.push_to_hub and is_offline():
@@ -133,6 +174,12 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
         if isinstance(self.report_to, str) and "," in self.report_to:
             self.report_to = [name.strip() for name in self.report_to.split(",") if name.strip()]
         super().__post_init__()
+
+    @property
+    def precision(self) -> str:
+        """The training precision in words, for the run's first log line ("fp32", "bf16 autocast (--bf16 auto)")."""
+        words = "bf16 autocast" if self.bf16 else "fp16 autocast" if self.fp16 else "fp32"
+        return f"{words} (--bf16 auto)" if self.bf16_auto else words
 
     @cached_property
     def _setup_devices(self) -> torch.device:

@@ -233,7 +233,7 @@ def finetune(
     if trainer.is_world_process_zero():
         logger.info(
             f"Fine-tuning {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters on "
-            f"{', '.join(t.name for t in tasks)} on {trainer.args.world_size} process(es)"
+            f"{', '.join(t.name for t in tasks)} on {trainer.args.world_size} process(es), {args.precision}"
             + (f"; resuming from {resume}" if resume else "")
         )
     result = trainer.train(resume_from_checkpoint=resume)

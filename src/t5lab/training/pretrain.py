@@ -181,7 +181,8 @@ def pretrain(
     if trainer.is_world_process_zero():
         n_params = sum(p.numel() for p in model.parameters())
         logger.info(
-            f"Pre-training {n_params / 1e6:.1f}M parameters on {trainer.args.world_size} process(es): "
+            f"Pre-training {n_params / 1e6:.1f}M parameters on {trainer.args.world_size} process(es), "
+            f"{training_args.precision}: "
             f"{', '.join(d.describe() for d in denoisers)}; {lengths.raw_length} raw tokens -> "
             f"{lengths.input_length} inputs / {lengths.target_length} targets"
             + (f"; resuming from {resume}" if resume else "")
