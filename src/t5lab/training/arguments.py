@@ -118,7 +118,7 @@ class T5LabTrainingArguments(Seq2SeqTrainingArguments):
             "const": True,
             "metavar": "true|false|auto",
             "help": "bf16 mixed precision (autocast). auto: on where the hardware computes in bf16 (a CUDA GPU with "
-            "bf16, a CPU with AVX-512-BF16 or AMX: 1.4-1.5x fp32 per core on AVX-512-BF16), off elsewhere (CPUs "
+            "bf16, a CPU with AVX-512-BF16 or AMX: 1.2-1.5x fp32 on an AVX-512-BF16 CPU), off elsewhere (CPUs "
             "without them emulate bf16, ~9x slower than fp32). The run's t5lab_config.yaml records the outcome.",
         },
     )
