@@ -353,3 +353,30 @@ def test_torch_compile_without_a_cpu_compiler_is_one_line(tmp_path):
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "--torch_compile on CPU needs a C++ compiler" in missing.stderr.strip().splitlines()[-1]
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+EXITS_LIKE_A_DEEPSPEED_RUN = """
+import atexit, sys
+import deepspeed  # a DeepSpeed run's process: run() skips the interpreter's teardown
+from t5lab.cli import run
+class Finalized:  # stands for the gloo groups DeepSpeed keeps: torn down only by the interpreter's finalization
+    def __del__(self):
+        print("interpreter teardown ran", flush=True)
+groups = Finalized()
+atexit.register(print, "exit handler ran")
+sys.argv = ["t5lab", *sys.argv[1:]]
+run()
+print("never printed")
+"""
+
+
+@pytest.mark.parametrize("argv, code", [(["--version"], 0), (["no-such-command"], 2)])
+def test_a_deepspeed_process_exits_after_its_exit_handlers_and_before_the_interpreter_teardown(argv, code):
+    pytest.importorskip("deepspeed", reason="DeepSpeed is part of the test extra (pip install -e '.[test]')")
+    result = subprocess.run(
+        [sys.executable, "-c", EXITS_LIKE_A_DEEPSPEED_RUN, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == code, result.stderr[-2000:]
+    assert result.stdout.rstrip().endswith("exit handler ran"), result.stdout  # trackers would finish here
+    assert "never printed" not in result.stdout and "interpreter teardown ran" not in result.stdout
+    assert ("t5lab " in result.stdout) if code == 0 else ("unknown command" in result.stderr)

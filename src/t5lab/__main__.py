@@ -1,3 +1,3 @@
-from t5lab.cli import main
+from t5lab.cli import run
 
-raise SystemExit(main())
+run()

@@ -6,9 +6,12 @@ Every command also runs as ``python -m t5lab COMMAND`` and under launchers
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from t5lab.errors import INTERRUPTED_EXIT_CODE, UserError
 
@@ -406,17 +409,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = handler(args[1:])
         finished = code == 0
-        return code
     except UserError as exc:
         if debug:
             raise
         print(f"t5lab {command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        code = exc.exit_code
     except KeyboardInterrupt:
         print(f"t5lab {command}: interrupted", file=sys.stderr)
-        return INTERRUPTED_EXIT_CODE
+        code = INTERRUPTED_EXIT_CODE
     finally:
         _close_process_group(wait_for_others=finished)
+    return code
+
+
+def run() -> NoReturn:
+    """The ``t5lab`` executable (console script and ``python -m t5lab``): ``main()``, then exit with its code.
+
+    A process that imported DeepSpeed exits without the interpreter's teardown, after the exit handlers have run
+    (trackers finish, logs flush). DeepSpeed's engine, hooks and parameters keep its gloo process groups alive
+    after ``destroy_process_group()`` (measured: their worker threads are still running when ``main()`` returns),
+    so the groups would be torn down during interpreter finalization, where a worker thread that touches a Python
+    object kills the process ("terminate called without an active exception", SIGABRT) and fails a launch whose
+    every rank had finished. ``os._exit`` ends the process before that teardown.
+    """
+    code = main()
+    if "deepspeed" in sys.modules:
+        atexit._run_exitfuncs()  # what sys.exit would run first; the only public trigger is sys.exit itself
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
 
 
 def _close_process_group(wait_for_others: bool) -> None:
@@ -429,4 +451,8 @@ def _close_process_group(wait_for_others: bool) -> None:
     if distributed is not None and distributed.is_available() and distributed.is_initialized():
         if wait_for_others:
             distributed.barrier()
-        distributed.destroy_process_group()
+        deepspeed_comm = sys.modules.get("deepspeed.comm")
+        if deepspeed_comm is not None and deepspeed_comm.is_initialized():
+            deepspeed_comm.destroy_process_group()  # also drops DeepSpeed's own references to the groups
+        else:
+            distributed.destroy_process_group()
