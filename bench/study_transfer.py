@@ -13,6 +13,10 @@ pre-training.
 
     python bench/study_transfer.py --out runs/study-transfer
     python bench/study_transfer.py --pretrain_dir runs/gutenberg-1h --out runs/study-transfer   # an existing run
+    python bench/study_transfer.py --report runs/study-transfer/study.json --lrs 3e-4 --out runs/at-3e-4  # a new view
+
+``--report`` writes the table and plot of an existing study.json again, with the ``--lrs`` and ``--seeds`` given
+(for instance every init at one rate, or runs of several sessions merged into one file), and fine-tunes nothing.
 
 Each snapshot records its step, tokens seen, minutes since the run started (data preparation included) and
 the pre-training evaluation at that step (loss, encoder gain, hidden-token loss).
@@ -202,11 +206,16 @@ def write_report(out: Path, study: dict) -> None:
     header = ["init", "step", "tokens", "minutes", "pt eval loss", "encoder gain", "tuned lr"] + list(TASKS)
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     points: dict[str, list] = {t: [] for t in TASKS}
+    seeds = study["settings"]["seeds"]
     for init in inits:
         lr = best_lr(results, init["name"], study["settings"]["lrs"], tuning_seeds(study["settings"]))
         cells = [*init_cells(init), f"{lr:g}" if lr else "-"]
         for task in TASKS:
-            values = [r["value"] for r in results if r["init"] == init["name"] and r["task"] == task and r["lr"] == lr]
+            values = [
+                r["value"]
+                for r in results
+                if r["init"] == init["name"] and r["task"] == task and r["lr"] == lr and r["seed"] in seeds
+            ]
             cells.append(mean_cell(values))
             if values:
                 points[task].append((init.get("minutes", 0), statistics.mean(values), init["model"] is None))
@@ -249,20 +258,29 @@ def main() -> None:
         "--pretrain_dir", help="use this (finished or running) pre-training run instead of starting one"
     )
     parser.add_argument("--budget_steps", type=int, nargs="+", default=[400, 800, 1200])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", help="fine-tuning seeds (default: 1 2)")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--lrs", type=float, nargs="+", default=[3e-4, 1e-3], help="fine-tuning rates tried per init")
+    parser.add_argument("--lrs", type=float, nargs="+", help="fine-tuning rates tried per init (default: 3e-4 1e-3)")
     parser.add_argument(
         "--tuning_seeds", type=int, default=2, help="every rate runs with this many seeds; the best mean is kept"
     )
     parser.add_argument("--glue_dir", default=f"{data}/glue")
     parser.add_argument("--finetune_steps", type=int, default=300)
     parser.add_argument("--out", default="runs/study-transfer")
+    parser.add_argument("--report", type=Path, help="only write the table and plot of this study.json to --out")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        study = json.loads(args.report.read_text())
+        asked = {"lrs": args.lrs, "seeds": args.seeds}
+        study["settings"].update({option: values for option, values in asked.items() if values})
+        write_report(out, study)
+        return
+    args.seeds = args.seeds or [1, 2]
+    args.lrs = args.lrs or [3e-4, 1e-3]
 
     pretraining = None
     run_dir = Path(args.pretrain_dir) if args.pretrain_dir else out / "pretrain"

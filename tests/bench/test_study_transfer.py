@@ -1,4 +1,4 @@
-"""The transfer study's rate tuning: the rate kept is the best on average over the tuning seeds."""
+"""The transfer study: the rate kept is the best on average over the tuning seeds; --report redraws a study."""
 
 from __future__ import annotations
 
@@ -35,3 +35,33 @@ def test_no_rate_is_kept_before_every_tuning_run_is_done_and_other_runs_do_not_c
 def test_tuning_seeds_are_the_first_seeds_and_older_studies_tuned_on_one():
     assert tuning_seeds({"seeds": [4, 2, 1, 3], "tuning_seeds": 2}) == [1, 2]
     assert tuning_seeds({"seeds": [1, 2, 3, 4]}) == [1]
+
+
+def test_report_redraws_a_study_at_the_rates_and_seeds_asked_and_fine_tunes_nothing(tmp_path):
+    import json
+    import subprocess
+
+    twin = {"name": "random init", "model": None, "step": 0, "tokens": 0, "minutes": 0}
+    snapshot = {"name": "1200 steps", "model": "x/checkpoint-1200", "step": 1200, "tokens": 10828800, "minutes": 75}
+    results = [_run(3e-4, 1, 0.671), _run(1e-3, 1, 0.687), _run(3e-4, 2, 0.669), _run(3e-4, 3, 0.662)]
+    results += [_run(3e-4, seed, value, init="1200 steps") for seed, value in ((1, 0.682), (2, 0.678), (3, 0.685))]
+    results += [_run(1e-3, 1, 0.662, init="1200 steps")]
+    study = {"settings": {"lrs": [3e-4, 1e-3], "seeds": [1, 2, 3]}, "inits": [twin, snapshot], "results": results}
+    (tmp_path / "study.json").write_text(json.dumps(study))
+    script = Path(__file__).resolve().parents[2] / "bench" / "study_transfer.py"
+    out = tmp_path / "view"
+    subprocess.run(
+        [sys.executable, str(script), "--report", str(tmp_path / "study.json"), "--lrs", "3e-4", "--seeds", "1", "2"]
+        + ["--out", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    table = (out / "study.md").read_text().splitlines()
+    assert "| 0.0003 | 0.670 (0.671, 0.669) |" in table[2]  # seed 3 and the 1e-3 run left out
+    assert "| 0.0003 | 0.680 (0.682, 0.678) |" in table[3]
+    assert (out / "study.png").stat().st_size > 0 and sorted(p.name for p in out.iterdir()) == [
+        "study.json",
+        "study.md",
+        "study.png",
+    ]
