@@ -45,6 +45,8 @@ TASKS = {
     "cola": ("glue/cola", [], "eval_mcc"),
 }
 TUNING_TASK = "sst2"
+DEFAULT_SEEDS = [1, 2]
+DEFAULT_LRS = [3e-4, 1e-3]
 
 
 def t5lab(*args: str) -> list[str]:
@@ -258,9 +260,9 @@ def main() -> None:
         "--pretrain_dir", help="use this (finished or running) pre-training run instead of starting one"
     )
     parser.add_argument("--budget_steps", type=int, nargs="+", default=[400, 800, 1200])
-    parser.add_argument("--seeds", type=int, nargs="+", help="fine-tuning seeds (default: 1 2)")
+    parser.add_argument("--seeds", type=int, nargs="+", help=f"fine-tuning seeds (default: {DEFAULT_SEEDS})")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--lrs", type=float, nargs="+", help="fine-tuning rates tried per init (default: 3e-4 1e-3)")
+    parser.add_argument("--lrs", type=float, nargs="+", help=f"fine-tuning rates per init (default: {DEFAULT_LRS})")
     parser.add_argument(
         "--tuning_seeds", type=int, default=2, help="every rate runs with this many seeds; the best mean is kept"
     )
@@ -279,8 +281,8 @@ def main() -> None:
         study["settings"].update({option: values for option, values in asked.items() if values})
         write_report(out, study)
         return
-    args.seeds = args.seeds or [1, 2]
-    args.lrs = args.lrs or [3e-4, 1e-3]
+    args.seeds = args.seeds or DEFAULT_SEEDS
+    args.lrs = args.lrs or DEFAULT_LRS
 
     pretraining = None
     run_dir = Path(args.pretrain_dir) if args.pretrain_dir else out / "pretrain"

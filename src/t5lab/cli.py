@@ -451,8 +451,4 @@ def _close_process_group(wait_for_others: bool) -> None:
     if distributed is not None and distributed.is_available() and distributed.is_initialized():
         if wait_for_others:
             distributed.barrier()
-        deepspeed_comm = sys.modules.get("deepspeed.comm")
-        if deepspeed_comm is not None and deepspeed_comm.is_initialized():
-            deepspeed_comm.destroy_process_group()  # also drops DeepSpeed's own references to the groups
-        else:
-            distributed.destroy_process_group()
+        distributed.destroy_process_group()

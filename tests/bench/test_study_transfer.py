@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,9 +40,6 @@ def test_tuning_seeds_are_the_first_seeds_and_older_studies_tuned_on_one():
 
 
 def test_report_redraws_a_study_at_the_rates_and_seeds_asked_and_fine_tunes_nothing(tmp_path):
-    import json
-    import subprocess
-
     twin = {"name": "random init", "model": None, "step": 0, "tokens": 0, "minutes": 0}
     snapshot = {"name": "1200 steps", "model": "x/checkpoint-1200", "step": 1200, "tokens": 10828800, "minutes": 75}
     results = [_run(3e-4, 1, 0.671), _run(1e-3, 1, 0.687), _run(3e-4, 2, 0.669), _run(3e-4, 3, 0.662)]
